@@ -1,0 +1,215 @@
+"""Records on wirewatch's topics: the public contract with downstream consumers.
+
+One ``Article`` travels the whole pipeline and gains fields stage by stage:
+
+    clean  -> id, url, source, title, text, published_at, language, received_at
+    tag    -> entities, keywords, categories, watch_hits
+    dedup  -> story_id, duplicate_of, story
+
+``Alert``, ``Watch`` and ``DeadLetter`` are records of their own. Every record is JSON
+(orjson) on the wire and carries ``schema_version``; new fields may be added with a
+default, fields are never renamed or retyped within one schema version.
+
+Plain dataclasses rather than ``faust.Record``: topics carry raw bytes that our own code
+decodes, so a foreign or corrupt message becomes a dead letter instead of a decode error
+that crashes the agent (faust raises those inside the stream iterator).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import orjson
+
+from streams.errors import BadRecord
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "Entity",
+    "Match",
+    "WatchHit",
+    "StorySummary",
+    "Article",
+    "Alert",
+    "Watch",
+    "DeadLetter",
+    "encode",
+    "decode",
+    "stable_id",
+]
+
+SCHEMA_VERSION = 1
+
+
+@dataclass(slots=True)
+class Entity:
+    """A named entity found in an article."""
+
+    name: str
+    kind: str  # "person" | "org" | "place"
+    count: int = 1
+
+
+@dataclass(slots=True)
+class Match:
+    """One place where a watch's term matched: offsets are into ``field`` of the article."""
+
+    term: str
+    field: str  # "title" | "text"
+    start: int
+    end: int
+    snippet: str
+
+
+@dataclass(slots=True)
+class WatchHit:
+    """A watch that the article hits, with the evidence."""
+
+    watch_id: str
+    watch_name: str
+    terms: list[str]
+    matches: list[Match]
+
+
+@dataclass(slots=True)
+class StorySummary:
+    """Running summary of the story an article belongs to, as of this article."""
+
+    first_seen: float
+    last_seen: float
+    article_count: int
+    sources: list[str]
+
+
+@dataclass(slots=True)
+class Article:
+    """A news article, enriched stage by stage."""
+
+    id: str
+    title: str
+    text: str
+    url: str | None = None
+    source: str | None = None
+    published_at: str | None = None  # ISO-8601, UTC when the input said so
+    language: str | None = None  # ISO 639-1, or None when undetermined
+    received_at: float = 0.0  # unix seconds the raw message was published
+    stage_times: dict[str, float] = field(default_factory=dict)  # stage -> unix seconds done
+    # tag
+    entities: list[Entity] = field(default_factory=list)
+    keywords: list[str] = field(default_factory=list)
+    categories: list[str] = field(default_factory=list)
+    watch_hits: list[WatchHit] = field(default_factory=list)
+    # dedup
+    story_id: str | None = None
+    duplicate_of: str | None = None
+    story: StorySummary | None = None
+    schema_version: int = SCHEMA_VERSION
+
+
+@dataclass(slots=True)
+class Alert:
+    """One alert per watch and story: ``kind`` is "opened" the first time, then "update"."""
+
+    alert_id: str
+    kind: str  # "opened" | "update"
+    revision: int  # 1 when opened, +1 per update: (alert_id, revision) is unique
+    watch_id: str
+    watch_name: str
+    story_id: str
+    article_id: str  # the article that caused this revision
+    title: str
+    url: str | None
+    source: str | None
+    published_at: str | None
+    sources: list[str]
+    article_ids: list[str]
+    terms: list[str]
+    matches: list[Match]
+    opened_at: float
+    updated_at: float
+    received_at: float  # of the article that caused this revision, for end-to-end latency
+    schema_version: int = SCHEMA_VERSION
+
+
+@dataclass(slots=True)
+class Watch:
+    """A watched topic. ``query`` is a phrase, or several phrases separated by " OR "."""
+
+    id: str
+    name: str
+    query: str
+    created_at: float = 0.0
+    schema_version: int = SCHEMA_VERSION
+
+
+@dataclass(slots=True)
+class DeadLetter:
+    """A message a stage could not process, with everything needed to replay it."""
+
+    stage: str
+    reason: str
+    error: str
+    topic: str
+    partition: int
+    offset: int
+    key: str | None  # the original key, decoded as UTF-8 with replacement
+    payload_b64: str  # the original value, base64, truncated to the size limit
+    payload_size: int  # size of the original value in bytes
+    failed_at: float
+    schema_version: int = SCHEMA_VERSION
+
+
+R = TypeVar("R")
+
+# Nested record types per field, so decode() can rebuild dataclasses from dicts.
+_NESTED: dict[type, dict[str, type]] = {
+    Article: {"entities": Entity, "watch_hits": WatchHit, "story": StorySummary},
+    WatchHit: {"matches": Match},
+    Alert: {"matches": Match},
+}
+
+
+def encode(record: Any) -> bytes:
+    """Serialise a record (dataclass) to JSON bytes."""
+    return orjson.dumps(record)
+
+
+def _build(cls: type[R], data: Any) -> R:
+    if not isinstance(data, dict):
+        raise BadRecord(f"{cls.__name__}: expected a JSON object, got {type(data).__name__}")
+    nested = _NESTED.get(cls, {})
+    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    kwargs: dict[str, Any] = {}
+    for key, value in data.items():
+        if key not in names:
+            continue  # a newer producer's extra field: ignore, as the contract allows
+        inner = nested.get(key)
+        if inner is not None and value is not None:
+            if isinstance(value, list):
+                value = [_build(inner, item) for item in value]
+            else:
+                value = _build(inner, value)
+        kwargs[key] = value
+    try:
+        return cls(**kwargs)
+    except TypeError as exc:  # a required field is missing
+        raise BadRecord(f"{cls.__name__}: {exc}") from None
+
+
+def decode(cls: type[R], payload: bytes) -> R:
+    """Parse JSON bytes into a record of type ``cls``, or raise ``BadRecord``."""
+    try:
+        data = orjson.loads(payload)
+    except orjson.JSONDecodeError as exc:
+        raise BadRecord(f"{cls.__name__}: not JSON ({exc})") from None
+    return _build(cls, data)
+
+
+def stable_id(*parts: str, length: int = 16) -> str:
+    """A deterministic id from its parts: the same input always gives the same id,
+    so a redelivered message produces the same record downstream."""
+    digest = hashlib.blake2b("\x1f".join(parts).encode("utf-8"), digest_size=16).hexdigest()
+    return digest[:length]

@@ -1,0 +1,93 @@
+"""Settings, read from the environment. Every variable carries the ``WIREWATCH_`` prefix.
+
+Faust reads some unprefixed variables itself (BROKER_URL, APP_STORE, WEB_PORT...) and they
+would silently override code, so wirewatch never uses those names.
+
+| variable | default | meaning |
+|---|---|---|
+| WIREWATCH_BROKER_URL | (empty) | ``kafka://host:port``; empty starts the embedded Apache Kafka broker |
+| WIREWATCH_TOPIC_PREFIX | (empty) | prepended to every topic name, e.g. ``prod.`` |
+| WIREWATCH_APP_ID | wirewatch | Kafka consumer group and changelog prefix |
+| WIREWATCH_STORE | memory:// | table store; ``rocksdb://`` in production |
+| WIREWATCH_WEB_HOST / _PORT | 127.0.0.1 / 6066 | worker web server (/metrics) |
+| WIREWATCH_WATCHES_FILE | (empty) | watches loaded at start-up, one ``name: query`` per line |
+| WIREWATCH_MAX_MESSAGE_BYTES | 1048576 | raw messages above this are dead-lettered |
+| WIREWATCH_MAX_BODY_CHARS | 200000 | cleaned bodies are cut to this many characters |
+| WIREWATCH_DEDUP_WINDOW_HOURS | 72 | how long dedup remembers an article |
+| WIREWATCH_DEDUP_MAX_ARTICLES | 50000 | size cap of the dedup window |
+| WIREWATCH_ALERT_WINDOW_HOURS | 72 | how long an alert stays open for updates |
+| WIREWATCH_ALERT_MAX_OPEN | 100000 | size cap of open alerts |
+| WIREWATCH_PRODUCER_LINGER_MS | 2 | producer batching delay; trades latency for throughput |
+| WIREWATCH_LOG_LEVEL | info | |
+| WIREWATCH_LOG_FORMAT | text | ``text`` or ``json`` |
+| WIREWATCH_KAFKA_VERSION | 3.9.1 | Apache Kafka version of the embedded broker |
+| WIREWATCH_CACHE_DIR | ~/.cache/wirewatch | embedded broker jars and data |
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+from streams.errors import ConfigError
+
+__all__ = ["Settings", "load_settings", "PREFIX"]
+
+PREFIX = "WIREWATCH_"
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    broker_url: str = ""
+    topic_prefix: str = ""
+    app_id: str = "wirewatch"
+    store: str = "memory://"
+    web_host: str = "127.0.0.1"
+    web_port: int = 6066
+    watches_file: str = ""
+    max_message_bytes: int = 1_048_576
+    max_body_chars: int = 200_000
+    dedup_window_hours: float = 72.0
+    dedup_max_articles: int = 50_000
+    alert_window_hours: float = 72.0
+    alert_max_open: int = 100_000
+    producer_linger_ms: int = 2
+    log_level: str = "info"
+    log_format: str = "text"
+    kafka_version: str = "3.9.1"
+    cache_dir: str = str(Path.home() / ".cache" / "wirewatch")
+
+    @property
+    def embedded(self) -> bool:
+        """True when no broker is configured and the embedded one must be started."""
+        return not self.broker_url
+
+
+def _convert(name: str, raw: str, kind: type) -> object:
+    try:
+        if kind is int:
+            return int(raw)
+        if kind is float:
+            return float(raw)
+    except ValueError:
+        raise ConfigError(f"{PREFIX}{name.upper()}={raw!r} is not a valid {kind.__name__}") from None
+    return raw
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Build ``Settings`` from ``WIREWATCH_*`` variables (``os.environ`` by default)."""
+    env = os.environ if environ is None else environ
+    values: dict[str, object] = {}
+    for f in fields(Settings):
+        raw = env.get(PREFIX + f.name.upper())
+        if raw is not None and raw != "":
+            kind = type(getattr(Settings(), f.name))
+            values[f.name] = _convert(f.name, raw, kind)
+    settings = Settings(**values)  # type: ignore[arg-type]
+    if settings.log_format not in ("text", "json"):
+        raise ConfigError(f"{PREFIX}LOG_FORMAT must be text or json, not {settings.log_format!r}")
+    if settings.max_message_bytes <= 0:
+        raise ConfigError(f"{PREFIX}MAX_MESSAGE_BYTES must be positive")
+    return settings
