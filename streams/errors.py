@@ -21,20 +21,20 @@ in the dead letter) and a human-readable message.
 from __future__ import annotations
 
 __all__ = [
-    "WirewatchError",
-    "ConfigError",
-    "BrokerError",
-    "WatchError",
-    "RejectedInput",
-    "TooLarge",
+    "REJECTION_REASONS",
     "BadEncoding",
+    "BadRecord",
     "BinaryPayload",
+    "BrokerError",
+    "ConfigError",
+    "EmptyBody",
     "MalformedJSON",
     "NotAnObject",
+    "RejectedInput",
+    "TooLarge",
+    "WatchError",
+    "WirewatchError",
     "WrongFieldType",
-    "EmptyBody",
-    "BadRecord",
-    "REJECTION_REASONS",
 ]
 
 

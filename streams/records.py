@@ -28,16 +28,16 @@ from streams.errors import BadRecord
 
 __all__ = [
     "SCHEMA_VERSION",
+    "Alert",
+    "Article",
+    "DeadLetter",
     "Entity",
     "Match",
-    "WatchHit",
     "StorySummary",
-    "Article",
-    "Alert",
     "Watch",
-    "DeadLetter",
-    "encode",
+    "WatchHit",
     "decode",
+    "encode",
     "stable_id",
 ]
 

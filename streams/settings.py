@@ -18,6 +18,7 @@ would silently override code, so wirewatch never uses those names.
 | WIREWATCH_ALERT_WINDOW_HOURS | 72 | how long an alert stays open for updates |
 | WIREWATCH_ALERT_MAX_OPEN | 100000 | size cap of open alerts |
 | WIREWATCH_PRODUCER_LINGER_MS | 2 | producer batching delay; trades latency for throughput |
+| WIREWATCH_REPLICATION_FACTOR | 1 | replication of the topics wirewatch creates (3 in production) |
 | WIREWATCH_LOG_LEVEL | info | |
 | WIREWATCH_LOG_FORMAT | text | ``text`` or ``json`` |
 | WIREWATCH_KAFKA_VERSION | 3.9.1 | Apache Kafka version of the embedded broker |
@@ -33,7 +34,7 @@ from pathlib import Path
 
 from streams.errors import ConfigError
 
-__all__ = ["Settings", "load_settings", "PREFIX"]
+__all__ = ["PREFIX", "Settings", "load_settings"]
 
 PREFIX = "WIREWATCH_"
 
@@ -54,6 +55,7 @@ class Settings:
     alert_window_hours: float = 72.0
     alert_max_open: int = 100_000
     producer_linger_ms: int = 2
+    replication_factor: int = 1
     log_level: str = "info"
     log_format: str = "text"
     kafka_version: str = "3.9.1"

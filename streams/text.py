@@ -14,7 +14,7 @@ import unicodedata
 from functools import lru_cache
 from typing import NamedTuple
 
-__all__ = ["Token", "fold", "tokens", "token_spans", "normalize"]
+__all__ = ["Token", "fold", "normalize", "token_spans", "tokens"]
 
 # \w without the underscore: letters and digits in any script.
 _WORD = re.compile(r"[^\W_]+")

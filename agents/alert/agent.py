@@ -1,0 +1,94 @@
+"""The alert stage's Faust agent: news.stories (keyed by story) -> news.alerts (keyed by watch).
+
+Alert state is a table keyed by story id, the key of the input topic, so it is co-partitioned
+with it. Entries older than the alert window are evicted, only ever from the partition of the
+event in hand, so each tombstone lands in the changelog partition that holds the key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from typing import Any
+
+import orjson
+from faust.types import EventT, StreamT
+
+from agents.alert.core import AlertState, decide
+from agents.watch_feed import ready, registry
+from streams.app import app, settings, topics
+from streams.metrics import METRICS
+from streams.records import Article, decode, encode
+from streams.stage import guarded, where
+from streams.topics import TOPICS
+
+__all__ = ["alert_agent"]
+
+log = logging.getLogger("wirewatch.alert")
+EVICT_EVERY_SECONDS = 30.0
+
+alert_table = app.Table("alert-state", default=None, key_type=bytes, value_type=bytes,
+                        partitions=TOPICS["stories"].partitions)
+_last_evict: dict[int, float] = {}
+
+
+def _load(raw: bytes | None) -> dict[str, AlertState]:
+    if not raw:
+        return {}
+    data: dict[str, Any] = orjson.loads(raw)
+    return {wid: AlertState(**s) for wid, s in data["states"].items()}
+
+
+def _dump(states: dict[str, AlertState], partition: int, now: float) -> bytes:
+    return orjson.dumps({"p": partition, "t": now,
+                         "states": {wid: dataclasses.asdict(s) for wid, s in states.items()}})
+
+
+def _evict(event: EventT, now: float) -> None:
+    partition = event.message.partition
+    if now - _last_evict.get(partition, 0.0) < EVICT_EVERY_SECONDS:
+        return
+    _last_evict[partition] = now
+    horizon = now - settings.alert_window_hours * 3600
+    mine = []
+    for key, raw in alert_table.items():
+        meta = orjson.loads(raw)
+        if meta["p"] == partition:
+            mine.append((meta["t"], key))
+    mine.sort()
+    overflow = max(0, len(alert_table) - settings.alert_max_open)
+    for i, (updated, key) in enumerate(mine):
+        if updated < horizon or i < overflow:
+            del alert_table[key]
+    METRICS.open_alerts.set(len(alert_table))
+
+
+@app.agent(topics["stories"])
+async def alert_agent(stream: StreamT) -> None:
+    await ready.wait()
+    async for event in stream.events():
+        async with guarded("alert", event):
+            article = decode(Article, event.value or b"")
+            key = event.key or (article.story_id or article.id).encode("utf-8")
+            now = time.time()
+            states = _load(alert_table.get(key))
+            emitted = 0
+            for hit in article.watch_hits:
+                if registry.get(hit.watch_id) is None:
+                    continue  # removed after tagging
+                result = decide(states.get(hit.watch_id), article, hit, now)
+                if result is None:
+                    continue
+                states[hit.watch_id], alert = result
+                await topics["alerts"].send(key=hit.watch_id.encode("utf-8"), value=encode(alert))
+                kind = "opened" if alert.kind == "opened" else "updated"
+                METRICS.alerts.labels(kind).inc()
+                METRICS.end_to_end_seconds.observe(max(0.0, now - article.received_at))
+                log.info("alert %s %s (watch %r, story %s) at %s", alert.alert_id, alert.kind,
+                         hit.watch_name, alert.story_id, where(event))
+                emitted += 1
+            if emitted:
+                alert_table[key] = _dump(states, event.message.partition, now)
+            METRICS.articles.labels("alert", "emitted" if emitted else "dropped").inc()
+            _evict(event, now)

@@ -1,0 +1,89 @@
+"""The dedup stage's Faust agent: news.tagged (1 partition) -> news.stories (keyed by story).
+
+The index lives in memory for speed; every change to it is written to a Faust table whose
+changelog topic survives a restart. After a (re)assignment the table is recovered by Faust
+and the index is rebuilt from it before the next article is judged.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from faust.types import StreamT
+
+from agents.dedup import DedupIndex
+from streams.app import app, settings, topics
+from streams.metrics import METRICS
+from streams.records import Article, decode
+from streams.stage import guarded, send, where
+
+__all__ = ["dedup_agent"]
+
+log = logging.getLogger("wirewatch.dedup")
+EVICT_EVERY_SECONDS = 30.0
+
+
+def _new_index() -> DedupIndex:
+    return DedupIndex(window_seconds=settings.dedup_window_hours * 3600,
+                      max_articles=settings.dedup_max_articles)
+
+
+class _State:
+    index = _new_index()
+    stale = True  # rebuild from the table before the next article
+    last_evict = 0.0
+
+
+async def _on_recovered() -> None:
+    _State.stale = True
+
+
+state_table = app.Table("dedup-state", default=None, key_type=bytes, value_type=bytes,
+                        partitions=1, on_recover=_on_recovered)
+
+
+def _rebuild() -> None:
+    index = _new_index()
+    for key, value in state_table.items():
+        index.restore(key.decode("utf-8"), value)
+    _State.index, _State.stale = index, False
+    log.info("dedup index rebuilt from its table: %d articles", len(index))
+
+
+def _persist(changes: list[tuple[str, bytes | None]]) -> None:
+    for key, value in changes:
+        if value is None:
+            state_table.pop(key.encode("utf-8"), None)
+        else:
+            state_table[key.encode("utf-8")] = value
+
+
+@app.agent(topics["tagged"])
+async def dedup_agent(stream: StreamT) -> None:
+    async for event in stream.events():
+        async with guarded("dedup", event):
+            if _State.stale:
+                _rebuild()
+            now = time.time()
+            article = decode(Article, event.value or b"")
+            verdict = _State.index.observe(article, now)
+            _persist(verdict.changes)
+            if now - _State.last_evict > EVICT_EVERY_SECONDS:
+                _persist(_State.index.evict(now))
+                _State.last_evict = now
+            METRICS.dedup_window_articles.set(len(_State.index))
+            if verdict.kind == "exact_duplicate":
+                METRICS.duplicates.labels("exact").inc()
+                METRICS.articles.labels("dedup", "dropped").inc()
+                log.info("exact duplicate %s of %s dropped at %s", article.id,
+                         verdict.duplicate_of, where(event))
+                continue
+            if verdict.kind == "near_duplicate":
+                METRICS.duplicates.labels("near").inc()
+            article.story_id = verdict.story_id
+            article.duplicate_of = verdict.duplicate_of
+            article.story = verdict.story
+            article.stage_times["dedup"] = time.time()
+            await send(topics["stories"], verdict.story_id, article)
+            METRICS.articles.labels("dedup", "emitted").inc()

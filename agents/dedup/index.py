@@ -1,0 +1,242 @@
+"""``DedupIndex``: the dedup stage's decision and state, one global index per worker.
+
+For each article ``observe`` decides, in this order:
+
+1. **redelivery**: an article id already in the window -> ``exact_duplicate`` of itself,
+   nothing recorded or counted (at-least-once delivery must not inflate a story);
+2. **exact duplicate**: the same normalised body (``streams.text.normalize``; the title when
+   the body is empty) hashed with xxh3-64 -> ``exact_duplicate`` of the first copy, counted
+   in that copy's story but not recorded as an article;
+3. **near duplicate**: a MinHash/LSH candidate (``minhash``) with estimated Jaccard >=
+   ``minhash.THRESHOLD`` -> ``near_duplicate`` of the candidate's original, same story;
+4. otherwise a **unique** article, placed in the best-matching story (``stories``) or a new one
+   with id ``stable_id("story", article.id)``.
+
+Near duplicates and unique articles are recorded. *Time* is the article's ``published_at``
+when it parses as ISO-8601 (naive = UTC), else the ``now`` passed in; windows and story
+times are in that time.
+
+State
+-----
+Everything the index needs lives in the ``changes`` it returns, so a changelog-backed table
+rebuilds it with ``restore`` (keys in any order):
+
+* ``a:<article id>`` -> orjson ``{"t": time, "h": body hash, "g": base64 signature,
+  "s": story id, "o": original id (near duplicates only)}``: about 420 bytes;
+* ``s:<story id>`` -> orjson ``{"f": first_seen, "l": last_seen, "n": article_count,
+  "src": sources, "c": centroid term -> weight}``: up to ~3 KB, one per story.
+
+``evict`` drops articles older than ``window_seconds`` before ``now`` and the oldest beyond
+``max_articles``; a story goes when its last article in the window goes. ``observe`` never
+evicts, so the caller decides how often to pay for it (it is O(1) when nothing is due).
+"""
+
+from __future__ import annotations
+
+import base64
+import heapq
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+import orjson
+import xxhash
+
+from agents.dedup import minhash
+from agents.dedup.stories import Story, StoryClusterer
+from agents.dedup.terms import term_vector
+from streams.records import Article, StorySummary, stable_id
+from streams.text import tokens
+
+__all__ = ["Verdict", "DedupIndex", "article_time"]
+
+Change = tuple[str, bytes | None]
+
+
+@dataclass(slots=True)
+class Verdict:
+    kind: str  # "unique" | "exact_duplicate" | "near_duplicate"
+    duplicate_of: str | None  # article id of the first copy, for duplicates
+    story_id: str
+    story: StorySummary
+    changes: list[Change]  # state writes to persist: key -> value (None = delete)
+
+
+@dataclass(slots=True)
+class _Entry:
+    t: float
+    body_hash: str
+    sig: np.ndarray
+    story_id: str
+    original: str | None  # set for near duplicates: the article they copy
+
+    def encode(self) -> bytes:
+        data: dict[str, Any] = {
+            "t": self.t,
+            "h": self.body_hash,
+            "g": base64.b64encode(self.sig.astype("<u4").tobytes()).decode("ascii"),
+            "s": self.story_id,
+        }
+        if self.original is not None:
+            data["o"] = self.original
+        return orjson.dumps(data)
+
+    @classmethod
+    def decode(cls, value: bytes) -> _Entry:
+        data = orjson.loads(value)
+        sig = np.frombuffer(base64.b64decode(data["g"]), dtype="<u4").astype(np.uint32)
+        return cls(float(data["t"]), str(data["h"]), sig, str(data["s"]), data.get("o"))
+
+
+def article_time(article: Article, now: float) -> float:
+    """The article's published_at as unix seconds, or ``now`` when absent or unparseable."""
+    if not article.published_at:
+        return now
+    try:
+        parsed = datetime.fromisoformat(article.published_at)
+    except ValueError:
+        return now
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.timestamp()
+
+
+def _summary(story: Story) -> StorySummary:
+    return StorySummary(story.first_seen, story.last_seen, story.count, list(story.sources))
+
+
+class DedupIndex:
+    """Exact and near-duplicate detection plus story assignment over a time window."""
+
+    def __init__(self, *, window_seconds: float = 72 * 3600, max_articles: int = 50_000) -> None:
+        self.window_seconds = window_seconds
+        self.max_articles = max_articles
+        self._articles: dict[str, _Entry] = {}
+        self._by_hash: dict[str, str] = {}
+        self._lsh = minhash.LSHIndex()
+        self._stories = StoryClusterer()
+        self._live: dict[str, int] = {}  # story id -> its articles in the window
+        self._heap: list[tuple[float, str]] = []  # (time, article id), lazily cleaned
+
+    # -- deciding -------------------------------------------------------------------------
+
+    def observe(self, article: Article, now: float) -> Verdict:
+        """Decide what ``article`` is, record it, and return the verdict with state writes."""
+        t = article_time(article, now)
+        seen = self._articles.get(article.id)
+        if seen is not None:
+            story = self._stories.stories[seen.story_id]
+            return Verdict("exact_duplicate", article.id, seen.story_id, _summary(story), [])
+        title_words = tokens(article.title)
+        body_words = tokens(article.text) if article.text else []
+        dup_words = body_words or title_words
+        body_hash = xxhash.xxh3_64_hexdigest(" ".join(dup_words).encode("utf-8"))
+        first = self._by_hash.get(body_hash)
+        if first is not None:
+            return self._exact(first, t, article.source)
+        sig = minhash.signature(dup_words)
+        vec = term_vector(title_words, body_words)
+        near = self._nearest(sig)
+        if near is not None:
+            entry = self._articles[near]
+            original = entry.original or near
+            kind, story_id = "near_duplicate", entry.story_id
+        else:
+            original, kind = None, "unique"
+            found, _ = self._stories.best(vec, t, title_only=not body_words)
+            story_id = found or stable_id("story", article.id)
+        story = self._stories.add(story_id, vec, t, article.source)
+        entry = _Entry(t, body_hash, sig, story_id, original)
+        self._record(article.id, entry)
+        changes: list[Change] = [
+            (f"a:{article.id}", entry.encode()),
+            (f"s:{story_id}", orjson.dumps(story.to_dict())),
+        ]
+        return Verdict(kind, original, story_id, _summary(story), changes)
+
+    def _exact(self, first: str, t: float, source: str | None) -> Verdict:
+        story_id = self._articles[first].story_id
+        story = self._stories.stories[story_id]
+        self._stories.count(story, t, source)
+        changes: list[Change] = [(f"s:{story_id}", orjson.dumps(story.to_dict()))]
+        return Verdict("exact_duplicate", first, story_id, _summary(story), changes)
+
+    def _nearest(self, sig: np.ndarray) -> str | None:
+        """The most similar recorded article above the threshold (earliest on ties)."""
+        best: tuple[float, float, str] | None = None
+        for doc_id in self._lsh.candidates(sig):
+            entry = self._articles[doc_id]
+            sim = minhash.similarity(sig, entry.sig)
+            if sim < minhash.THRESHOLD:
+                continue
+            key = (-sim, entry.t, doc_id)
+            if best is None or key < best:
+                best = key
+        return None if best is None else best[2]
+
+    # -- bookkeeping ----------------------------------------------------------------------
+
+    def _record(self, article_id: str, entry: _Entry) -> None:
+        self._articles[article_id] = entry
+        held = self._by_hash.get(entry.body_hash)
+        if held is None or (entry.t, article_id) < (self._articles[held].t, held):
+            self._by_hash[entry.body_hash] = article_id
+        self._lsh.add(article_id, entry.sig)
+        self._live[entry.story_id] = self._live.get(entry.story_id, 0) + 1
+        heapq.heappush(self._heap, (entry.t, article_id))
+
+    def _forget(self, article_id: str) -> list[Change]:
+        entry = self._articles.pop(article_id)
+        if self._by_hash.get(entry.body_hash) == article_id:
+            del self._by_hash[entry.body_hash]
+        self._lsh.remove(article_id, entry.sig)
+        changes: list[Change] = [(f"a:{article_id}", None)]
+        left = self._live.get(entry.story_id, 0) - 1
+        if left > 0:
+            self._live[entry.story_id] = left
+        else:
+            self._live.pop(entry.story_id, None)
+            self._stories.drop(entry.story_id)
+            changes.append((f"s:{entry.story_id}", None))
+        return changes
+
+    def evict(self, now: float) -> list[Change]:
+        """Drop articles older than the window or beyond the cap; return the deletions."""
+        cutoff = now - self.window_seconds
+        changes: list[Change] = []
+        while self._heap:
+            t, article_id = self._heap[0]
+            entry = self._articles.get(article_id)
+            if entry is None or entry.t != t:
+                heapq.heappop(self._heap)  # stale: already forgotten or replaced
+                continue
+            if t >= cutoff and len(self._articles) <= self.max_articles:
+                break
+            heapq.heappop(self._heap)
+            changes.extend(self._forget(article_id))
+        return changes
+
+    def restore(self, key: str, value: bytes) -> None:
+        """Rebuild state from one persisted entry (keys may come in any order)."""
+        kind, _, ident = key.partition(":")
+        if kind == "a":
+            if ident in self._articles:
+                self._unrecord(ident)
+            self._record(ident, _Entry.decode(value))
+        elif kind == "s":
+            self._stories.put(Story.from_dict(ident, orjson.loads(value)))
+
+    def _unrecord(self, article_id: str) -> None:
+        entry = self._articles.pop(article_id)
+        if self._by_hash.get(entry.body_hash) == article_id:
+            del self._by_hash[entry.body_hash]
+        self._lsh.remove(article_id, entry.sig)
+        self._live[entry.story_id] -= 1
+
+    def __len__(self) -> int:
+        return len(self._articles)
+
+    @property
+    def story_count(self) -> int:
+        return len(self._stories)

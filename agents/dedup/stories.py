@@ -1,0 +1,184 @@
+"""Story clustering: single-pass assignment of articles to story centroids.
+
+Each story keeps a *centroid*: the sum of its articles' L2-normalised term vectors
+(``terms.term_vector``), pruned to its ``CENTROID_TERMS`` heaviest terms. A new article is
+compared with the centroids that share at least one of its terms, found through an inverted
+index term -> stories, looked up with the article's ``QUERY_TERMS`` heaviest terms only;
+terms whose posting list is longer than ``MAX_POSTINGS`` are skipped (too common in the
+current window to tell stories apart). The ``SHORTLIST`` stories with the best partial dot
+product get a full cosine. So the cost per article is bounded by
+QUERY_TERMS x MAX_POSTINGS + SHORTLIST x TOP_TERMS, whatever the window size.
+
+Score = cosine(article, centroid) * time factor, where the time factor is
+``1 / (1 + gap / TIME_SCALE)`` and ``gap`` is how far the article's time lies outside the
+story's [first_seen, last_seen]. The best story with score >= ``THRESHOLD`` wins
+(``TITLE_ONLY_THRESHOLD`` for headline-only articles: a 5-word vector shares few terms with
+any centroid, so its cosine runs low even against its own story) (ties go to
+the smaller story id, so the choice never depends on dict order); otherwise the article
+opens a new story. A centroid is dominated by rare terms (names, places, bigrams such as
+"dong jun"), which is what separates two look-alike events of one topic (two rehab check-ins
+of two different actresses share "rehab", not the names).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import sys
+from dataclasses import dataclass, field
+from typing import Any
+
+from agents.dedup.terms import top
+
+__all__ = ["THRESHOLD", "TITLE_ONLY_THRESHOLD", "CENTROID_TERMS", "Story", "StoryClusterer"]
+
+THRESHOLD = 0.2
+TITLE_ONLY_THRESHOLD = 0.1
+CENTROID_TERMS = 80
+MAX_POSTINGS = 200
+QUERY_TERMS = 16
+SHORTLIST = 8
+TIME_SCALE = 24 * 3600.0
+MAX_SOURCES = 50
+
+
+@dataclass(slots=True)
+class Story:
+    story_id: str
+    first_seen: float
+    last_seen: float
+    count: int = 0
+    sources: list[str] = field(default_factory=list)
+    centroid: dict[str, float] = field(default_factory=dict)
+    norm: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "f": self.first_seen,
+            "l": self.last_seen,
+            "n": self.count,
+            "src": self.sources,
+            "c": self.centroid,
+        }
+
+    @classmethod
+    def from_dict(cls, story_id: str, data: dict[str, Any]) -> Story:
+        centroid = {sys.intern(str(t)): float(w) for t, w in data["c"].items()}
+        return cls(
+            story_id=story_id,
+            first_seen=float(data["f"]),
+            last_seen=float(data["l"]),
+            count=int(data["n"]),
+            sources=[str(s) for s in data["src"]],
+            centroid=centroid,
+            norm=_norm(centroid),
+        )
+
+
+def _norm(vec: dict[str, float]) -> float:
+    return math.sqrt(sum(w * w for w in vec.values()))
+
+
+def _time_factor(story: Story, t: float) -> float:
+    gap = max(0.0, story.first_seen - t, t - story.last_seen)
+    return 1.0 / (1.0 + gap / TIME_SCALE)
+
+
+class StoryClusterer:
+    """Story centroids plus the inverted index used to find candidate stories."""
+
+    __slots__ = ("_postings", "stories")
+
+    def __init__(self) -> None:
+        self.stories: dict[str, Story] = {}
+        self._postings: dict[str, set[str]] = {}
+
+    def best(
+        self, vec: dict[str, float], t: float, *, title_only: bool = False
+    ) -> tuple[str | None, float]:
+        """The story this article vector belongs to (or None) and its score."""
+        best_id: str | None = None
+        best_score = 0.0
+        for story_id in self._shortlist(vec):
+            story = self.stories[story_id]
+            dot = sum(w * story.centroid.get(term, 0.0) for term, w in vec.items())
+            score = dot / story.norm * _time_factor(story, t)
+            if score > best_score or (score == best_score and best_id and story_id < best_id):
+                best_id, best_score = story_id, score
+        if best_score < (TITLE_ONLY_THRESHOLD if title_only else THRESHOLD):
+            return None, best_score
+        return best_id, best_score
+
+    def _shortlist(self, vec: dict[str, float]) -> list[str]:
+        """Stories worth a full cosine: the best partial dot products over the article's
+        ``QUERY_TERMS`` heaviest terms (``vec`` is heaviest first)."""
+        partial: dict[str, float] = {}
+        for term, weight in itertools.islice(vec.items(), QUERY_TERMS):
+            posting = self._postings.get(term)
+            if not posting or len(posting) > MAX_POSTINGS:
+                continue
+            for story_id in posting:
+                story = self.stories[story_id]
+                partial[story_id] = partial.get(story_id, 0.0) + weight * story.centroid[
+                    term
+                ] / story.norm
+        # Sort key includes the id: set iteration order must not decide anything.
+        ranked = sorted(partial.items(), key=lambda kv: (-kv[1], kv[0]))
+        return [story_id for story_id, _ in ranked[:SHORTLIST]]
+
+    def add(self, story_id: str, vec: dict[str, float], t: float, source: str | None) -> Story:
+        """Add an article to a story (creating it) and update its centroid."""
+        story = self.stories.get(story_id)
+        if story is None:
+            story = Story(story_id, first_seen=t, last_seen=t)
+            self.stories[story_id] = story
+        self.count(story, t, source)
+        merged = dict(story.centroid)
+        for term, weight in vec.items():
+            # Interned: thousands of centroids share their terms' strings.
+            term = sys.intern(term)
+            merged[term] = merged.get(term, 0.0) + weight
+        self._set_centroid(story, top(merged.items(), CENTROID_TERMS))
+        return story
+
+    def count(self, story: Story, t: float, source: str | None) -> None:
+        """Count one more copy in a story without touching its centroid."""
+        story.count += 1
+        story.first_seen = min(story.first_seen, t)
+        story.last_seen = max(story.last_seen, t)
+        if source and source not in story.sources and len(story.sources) < MAX_SOURCES:
+            story.sources.append(source)
+
+    def put(self, story: Story) -> None:
+        """Insert or replace a story as restored from state."""
+        self.drop(story.story_id)
+        self.stories[story.story_id] = story
+        self._index(story.story_id, story.centroid)
+
+    def drop(self, story_id: str) -> None:
+        story = self.stories.pop(story_id, None)
+        if story is not None:
+            self._unindex(story_id, story.centroid)
+
+    def _set_centroid(self, story: Story, centroid: dict[str, float]) -> None:
+        old = story.centroid
+        self._unindex(story.story_id, {t: 0.0 for t in old if t not in centroid})
+        self._index(story.story_id, {t: 0.0 for t in centroid if t not in old})
+        story.centroid = centroid
+        story.norm = _norm(centroid)
+
+    def _index(self, story_id: str, terms: dict[str, float]) -> None:
+        for term in terms:
+            self._postings.setdefault(term, set()).add(story_id)
+
+    def _unindex(self, story_id: str, terms: dict[str, float]) -> None:
+        for term in terms:
+            posting = self._postings.get(term)
+            if posting is None:
+                continue
+            posting.discard(story_id)
+            if not posting:
+                del self._postings[term]
+
+    def __len__(self) -> int:
+        return len(self.stories)

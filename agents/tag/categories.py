@@ -1,0 +1,63 @@
+"""Categories from a hand-authored keyword lexicon (``data/categories.txt``).
+
+Each folded token of the article votes for the categories whose word list holds it; title
+tokens vote twice. A category is reported when it has enough votes and at least a third of
+the best one's, at most three, best first. Cheap (one dict lookup per token), explainable, and
+with no weights learnt from any data set.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+from streams.text import tokens
+
+__all__ = ["Categorizer", "CATEGORIES"]
+
+_LEXICON = Path(__file__).resolve().parent / "data" / "categories.txt"
+CATEGORIES = (
+    "politics", "business", "economy", "technology", "science", "health", "sport",
+    "entertainment", "world", "crime", "environment", "defence",
+)  # fmt: skip
+_MIN_VOTES = 3
+_RELATIVE = 0.34
+_MAX_CATEGORIES = 3
+
+
+def load_lexicon(path: Path = _LEXICON) -> dict[str, tuple[str, ...]]:
+    """word -> the categories it votes for."""
+    votes: dict[str, list[str]] = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if not line.strip() or line.startswith("#"):
+            continue
+        category, _, words = line.partition(":")
+        for word in set(words.split()):
+            votes.setdefault(word, []).append(category.strip())
+    return {word: tuple(cats) for word, cats in votes.items()}
+
+
+class Categorizer:
+    """Scores an article against each category's word list."""
+
+    def __init__(self, lexicon: dict[str, tuple[str, ...]] | None = None) -> None:
+        self.lexicon = lexicon if lexicon is not None else load_lexicon()
+
+    def scores(self, title: str, text: str) -> Counter[str]:
+        lexicon = self.lexicon
+        score: Counter[str] = Counter()
+        for weight, words in ((2, tokens(title)), (1, tokens(text))):
+            for word in words:
+                cats = lexicon.get(word)
+                if cats:
+                    for cat in cats:
+                        score[cat] += weight
+        return score
+
+    def categorize(self, title: str, text: str) -> list[str]:
+        """0-3 category labels, best first."""
+        ranked = self.scores(title, text).most_common()
+        if not ranked or ranked[0][1] < _MIN_VOTES:
+            return []
+        floor = ranked[0][1] * _RELATIVE
+        return [cat for cat, n in ranked[:_MAX_CATEGORIES] if n >= max(floor, _MIN_VOTES)]

@@ -1,0 +1,92 @@
+"""Keeps this worker's ``WatchRegistry`` in step with the compacted ``news.watches`` topic.
+
+Every worker needs every watch, so this is not a group consumer: it reads all of the topic
+from the beginning, then follows it. Stages that match or alert wait for ``ready`` (the
+topic read up to its end at start-up) so no article is judged against a partial set.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from agents.watches import WatchRegistry, load_watch_file
+from streams.app import app, settings
+from streams.client import topic_partitions
+from streams.errors import BadRecord, WatchError
+from streams.metrics import METRICS
+from streams.records import Watch, decode
+from streams.topics import bootstrap_servers, topic_name
+
+__all__ = ["registry", "ready"]
+
+log = logging.getLogger("wirewatch.watches")
+
+registry = WatchRegistry(load_watch_file(Path(settings.watches_file)) if settings.watches_file
+                         else ())
+ready = asyncio.Event()
+METRICS.watches.set(len(registry))
+
+
+def _apply(key: bytes | None, value: bytes | None, where: str) -> None:
+    if key is None:
+        log.warning("watch without a key at %s ignored", where)
+        return
+    watch_id = key.decode("utf-8", "replace")
+    try:
+        watch = None if value is None else decode(Watch, value)
+        registry.apply(watch_id, watch)
+    except (BadRecord, WatchError) as exc:
+        log.warning("invalid watch %s at %s ignored: %s", watch_id, where, exc)
+        return
+    METRICS.watches.set(len(registry))
+    log.info("watch %s %s at %s (%d loaded)", watch_id, "removed" if value is None else "set",
+             where, len(registry))
+
+
+async def _caught_up(consumer: AIOKafkaConsumer, end: dict[TopicPartition, int]) -> bool:
+    for tp, offset in end.items():
+        if await consumer.position(tp) < offset:
+            return False
+    return True
+
+
+async def _follow_once(topic: str) -> None:
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers(settings), group_id=None,
+                                enable_auto_commit=False, auto_offset_reset="earliest")
+    await consumer.start()
+    try:
+        tps = await topic_partitions(consumer, topic)
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        end = await consumer.end_offsets(tps)
+        while True:
+            batches = await consumer.getmany(timeout_ms=200)
+            for tp, messages in batches.items():
+                for msg in messages:
+                    _apply(msg.key, msg.value, f"{tp.topic}[{tp.partition}]@{msg.offset}")
+            if not ready.is_set() and await _caught_up(consumer, end):
+                ready.set()
+                log.info("watches ready: %d loaded", len(registry))
+    finally:
+        await consumer.stop()
+
+
+@app.task
+async def follow_watches() -> None:
+    """Follow news.watches for the life of the worker; a broker hiccup is retried, never
+    fatal (an exception escaping a Faust task would crash the whole worker)."""
+    topic = topic_name(settings, "watches")
+    delay = 0.5
+    while True:
+        try:
+            await _follow_once(topic)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("following %s failed; retrying in %.1fs", topic, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 30.0)

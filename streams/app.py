@@ -1,0 +1,83 @@
+"""The one ``faust.App`` of wirewatch, its topics, and its web pages.
+
+Import order matters: settings are read when this module is first imported, so the CLI sets
+``WIREWATCH_BROKER_URL`` (e.g. to the embedded broker) before importing it. Agents live in
+``agents/`` and register themselves when ``load_agents()`` imports them.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from pathlib import Path
+
+import faust
+from faust.types import TopicT
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from streams.metrics import METRICS, REGISTRY
+from streams.settings import load_settings
+from streams.topics import TOPICS, topic_name
+
+__all__ = ["AGENT_MODULES", "VERSION", "app", "load_agents", "settings", "topics"]
+
+VERSION = "0.1.0"
+log = logging.getLogger(__name__)
+
+settings = load_settings()
+
+app = faust.App(
+    settings.app_id,
+    # With no broker configured the CLI starts the embedded one and sets the URL first;
+    # this placeholder only matters to commands that never connect.
+    broker=settings.broker_url or "kafka://127.0.0.1:9092",
+    store=settings.store,
+    datadir=str(Path(settings.cache_dir) / "worker-data"),
+    autodiscover=False,
+    web_host=settings.web_host,
+    web_bind=settings.web_host,
+    web_port=settings.web_port,
+    topic_replication_factor=settings.replication_factor,
+    topic_partitions=1,
+    consumer_auto_offset_reset="earliest",
+    producer_linger_ms=settings.producer_linger_ms,
+    # Dead letters carry the original payload, which may be large.
+    producer_max_request_size=8 * 1024 * 1024,
+    table_cleanup_interval=60.0,
+)
+
+
+def _topic(key: str) -> TopicT:
+    # Raw bytes in and out: our code decodes, so a bad message is a dead letter, not a crash.
+    return app.topic(topic_name(settings, key), key_type=bytes, value_type=bytes,
+                     key_serializer="raw", value_serializer="raw",
+                     partitions=TOPICS[key].partitions)
+
+
+topics: dict[str, TopicT] = {key: _topic(key) for key in TOPICS}
+
+AGENT_MODULES: tuple[str, ...] = (
+    "agents.clean.agent",
+    "agents.tag.agent",
+    "agents.dedup.agent",
+    "agents.alert.agent",
+)
+
+
+def load_agents() -> None:
+    """Import every stage's agent so it registers with ``app``."""
+    for name in AGENT_MODULES:
+        importlib.import_module(name)
+
+
+@app.page("/metrics")
+async def metrics_page(web: faust.web.Web, request: faust.web.Request) -> faust.web.Response:
+    return web.bytes(generate_latest(REGISTRY), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+@app.page("/healthz")
+async def health_page(web: faust.web.Web, request: faust.web.Request) -> faust.web.Response:
+    return web.json({"status": "ok", "version": VERSION})
+
+
+METRICS.build_info.info({"version": VERSION, "faust": faust.__version__})

@@ -1,0 +1,246 @@
+"""The embedded broker: a real Apache Kafka node in KRaft mode, started on free loopback ports.
+
+Why real Kafka and not a Kafka-compatible stand-in: tests and the demo must exercise the same
+broker semantics as production (idempotent producer, transactions, correct high-watermarks
+for table recovery, prompt group joins). The jars come from Maven Central through the
+machine's ``mvn`` into ``$WIREWATCH_CACHE_DIR/kafka-<version>/libs`` once, and run on the
+machine's Java 17. The node is broker and controller at once, replication factors 1 and
+``group.initial.rebalance.delay.ms=0`` so a worker joins its group at once.
+
+    with EmbeddedKafka.start(settings) as kafka:
+        print(kafka.bootstrap)   # "127.0.0.1:PORT"
+"""
+
+from __future__ import annotations
+
+import base64
+import ctypes
+import logging
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+
+from streams.errors import BrokerError
+from streams.settings import Settings
+
+__all__ = ["EmbeddedKafka", "ensure_kafka_jars", "free_port", "java_available", "wait_for_port"]
+
+log = logging.getLogger(__name__)
+
+_POM = """<project xmlns="http://maven.apache.org/POM/4.0.0">
+  <modelVersion>4.0.0</modelVersion>
+  <groupId>wirewatch</groupId><artifactId>embedded-kafka</artifactId><version>1</version>
+  <dependencies>
+    <dependency><groupId>org.apache.kafka</groupId><artifactId>kafka_2.13</artifactId>
+      <version>{version}</version></dependency>
+    <dependency><groupId>org.slf4j</groupId><artifactId>slf4j-reload4j</artifactId>
+      <version>1.7.36</version></dependency>
+  </dependencies>
+</project>
+"""
+
+_LOG4J = """log4j.rootLogger=WARN, stdout
+log4j.appender.stdout=org.apache.log4j.ConsoleAppender
+log4j.appender.stdout.layout=org.apache.log4j.PatternLayout
+log4j.appender.stdout.layout.ConversionPattern=[%d] %p %m (%c)%n
+log4j.logger.kafka.server.KafkaConfig=WARN
+log4j.logger.org.apache.kafka.controller=WARN
+"""
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: ask Linux to SIGTERM it when its parent dies, so a worker
+    killed with -9 never leaves an orphan broker behind."""
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass  # not Linux: stop() still runs on a normal exit
+
+
+def java_available() -> bool:
+    return shutil.which("java") is not None
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that is free right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for_port(port: int, timeout: float, *, host: str = "127.0.0.1") -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection((host, port), timeout=0.5):
+                return True
+        except OSError:
+            time.sleep(0.2)
+    return False
+
+
+def ensure_kafka_jars(settings: Settings) -> Path:
+    """Fetch the Kafka jars with Maven once; return the folder that holds them."""
+    libs = Path(settings.cache_dir) / f"kafka-{settings.kafka_version}" / "libs"
+    if (libs / f"kafka_2.13-{settings.kafka_version}.jar").exists():
+        return libs
+    mvn = shutil.which("mvn")
+    if mvn is None:
+        raise BrokerError("Maven (mvn) is needed once to fetch the Kafka jars; install it, or "
+                          "set WIREWATCH_BROKER_URL to an existing broker, or run "
+                          "`docker compose up`.")
+    libs.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=libs.parent) as work:
+        pom = Path(work) / "pom.xml"
+        pom.write_text(_POM.format(version=settings.kafka_version))
+        staging = Path(work) / "libs"
+        log.info("fetching Apache Kafka %s jars with Maven (first run only)",
+                 settings.kafka_version)
+        result = subprocess.run(
+            [mvn, "-q", "-B", "-f", str(pom), "dependency:copy-dependencies",
+             f"-DoutputDirectory={staging}", "-DincludeScope=runtime"],
+            capture_output=True, text=True, timeout=900, check=False,
+        )
+        if result.returncode != 0:
+            raise BrokerError(f"mvn could not fetch Kafka {settings.kafka_version}:\n"
+                              f"{result.stdout[-2000:]}{result.stderr[-2000:]}")
+        if libs.exists():  # another process won the race
+            return libs
+        staging.rename(libs)
+    return libs
+
+
+def _server_properties(data_dir: Path, port: int, controller_port: int) -> str:
+    return "\n".join([
+        "process.roles=broker,controller",
+        "node.id=1",
+        f"controller.quorum.voters=1@127.0.0.1:{controller_port}",
+        f"listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}",
+        f"advertised.listeners=PLAINTEXT://127.0.0.1:{port}",
+        "controller.listener.names=CONTROLLER",
+        "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+        "inter.broker.listener.name=PLAINTEXT",
+        f"log.dirs={data_dir / 'logs'}",
+        "num.partitions=1",
+        "offsets.topic.replication.factor=1",
+        "offsets.topic.num.partitions=4",
+        "transaction.state.log.replication.factor=1",
+        "transaction.state.log.min.isr=1",
+        "group.initial.rebalance.delay.ms=0",
+        "auto.create.topics.enable=true",
+        # Small segments so compaction of changelogs is exercised in tests, not just in prod.
+        "log.segment.bytes=67108864",
+        "message.max.bytes=10485760",
+        "",
+    ])
+
+
+@dataclass
+class EmbeddedKafka:
+    """A running single-node Kafka; use ``EmbeddedKafka.start`` or ``running``."""
+
+    process: subprocess.Popen[bytes]
+    port: int
+    data_dir: Path
+    log_path: Path
+    _owns_data_dir: bool = False
+
+    @property
+    def bootstrap(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def url(self) -> str:
+        return f"kafka://{self.bootstrap}"
+
+    @classmethod
+    def start(cls, settings: Settings, *, data_dir: Path | None = None,
+              timeout: float = 60.0) -> EmbeddedKafka:
+        """Start a broker; with no ``data_dir`` its data lives in a temporary folder."""
+        if not java_available():
+            raise BrokerError(
+                "Java is not installed, so the embedded Apache Kafka broker cannot run. "
+                "Install a Java 17 runtime, point WIREWATCH_BROKER_URL at a broker, or run "
+                "`docker compose up` (Kafka, worker, Prometheus and Grafana).")
+        libs = ensure_kafka_jars(settings)
+        owns = data_dir is None
+        data_dir = Path(tempfile.mkdtemp(prefix="wirewatch-kafka-")) if owns else data_dir
+        assert data_dir is not None
+        data_dir.mkdir(parents=True, exist_ok=True)
+        port, controller_port = free_port(), free_port()
+        config = data_dir / "server.properties"
+        config.write_text(_server_properties(data_dir, port, controller_port))
+        (data_dir / "log4j.properties").write_text(_LOG4J)
+        java = [shutil.which("java") or "java", "-Xms128m", "-Xmx768m",
+                "-XX:+UseSerialGC", "-Djava.awt.headless=true",
+                f"-Dlog4j.configuration=file:{data_dir / 'log4j.properties'}",
+                "-cp", f"{libs}/*"]
+        cls._format_storage(java, config, data_dir)
+        log_path = data_dir / "kafka.log"
+        with log_path.open("ab") as out:
+            process = subprocess.Popen(java + ["kafka.Kafka", str(config)], stdout=out,
+                                       stderr=subprocess.STDOUT, start_new_session=True)
+        broker = cls(process, port, data_dir, log_path, owns)
+        if not wait_for_port(port, timeout) or process.poll() is not None:
+            tail = log_path.read_text(errors="replace")[-3000:]
+            broker.stop()
+            raise BrokerError(f"embedded Kafka did not start within {timeout:.0f}s:\n{tail}")
+        log.info("embedded Apache Kafka %s on %s (data in %s)", settings.kafka_version,
+                 broker.bootstrap, data_dir)
+        return broker
+
+    @staticmethod
+    def _format_storage(java: list[str], config: Path, data_dir: Path) -> None:
+        if (data_dir / "logs" / "meta.properties").exists():
+            return  # formatted on an earlier start: keep the data
+        cid = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        result = subprocess.run(java + ["kafka.tools.StorageTool", "format", "-t", cid, "-c",
+                                        str(config)],
+                                capture_output=True, text=True, timeout=120, check=False)
+        if result.returncode != 0:
+            raise BrokerError(f"formatting Kafka storage failed: {result.stdout}{result.stderr}")
+
+    def stop(self, timeout: float = 20.0) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
+        if self._owns_data_dir:
+            shutil.rmtree(self.data_dir, ignore_errors=True)
+
+    def __enter__(self) -> EmbeddedKafka:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()
+
+
+@contextmanager
+def running(settings: Settings, *, data_dir: Path | None = None) -> Iterator[EmbeddedKafka]:
+    """Context manager: an embedded broker for the duration of the block."""
+    broker = EmbeddedKafka.start(settings, data_dir=data_dir)
+    try:
+        yield broker
+    finally:
+        broker.stop()
+
+
+def environ_with_broker(broker: EmbeddedKafka) -> dict[str, str]:
+    """The environment for a child process that must use ``broker``."""
+    env = dict(os.environ)
+    env["WIREWATCH_BROKER_URL"] = broker.url
+    return env

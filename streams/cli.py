@@ -1,0 +1,273 @@
+"""The ``wirewatch`` command.
+
+    wirewatch demo                     embedded broker + worker + sample articles; prints alerts
+    wirewatch worker [FAUST OPTIONS]   run the pipeline (starts the embedded broker if none is set)
+    wirewatch broker                   run the embedded broker alone, in the foreground
+    wirewatch publish FILE... | -      send raw articles to news.raw (a .jsonl file: one per line)
+    wirewatch alerts                   follow news.alerts
+    wirewatch watch add NAME [QUERY] | list | remove ID
+
+With no ``WIREWATCH_BROKER_URL`` set, ``worker`` and ``broker`` start the embedded Apache
+Kafka and record its address in the cache folder, so ``publish``, ``alerts`` and ``watch``
+run from another terminal find it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import click
+
+from streams.broker import EmbeddedKafka, free_port, wait_for_port
+from streams.errors import BrokerError, WatchError, WirewatchError
+from streams.records import Alert, decode
+from streams.settings import Settings, load_settings
+from streams.topics import bootstrap_servers, ensure_topics, topic_name
+
+__all__ = ["main"]
+
+SAMPLES = Path(__file__).parent / "samples"
+
+
+def _url_file(settings: Settings) -> Path:
+    return Path(settings.cache_dir) / "embedded-broker.url"
+
+
+def _settings_with_broker() -> Settings:
+    """Settings whose broker URL is set: from the environment, or a running embedded broker."""
+    settings = load_settings()
+    if settings.broker_url:
+        return settings
+    url_file = _url_file(settings)
+    if url_file.exists():
+        url = url_file.read_text().strip()
+        port = int(url.rsplit(":", 1)[-1])
+        if wait_for_port(port, 1.0):
+            os.environ["WIREWATCH_BROKER_URL"] = url
+            return load_settings()
+        url_file.unlink(missing_ok=True)  # left by a broker that is gone
+    raise click.ClickException(
+        "no broker: set WIREWATCH_BROKER_URL, or start `wirewatch worker` (or `wirewatch "
+        "broker`) first, which runs the embedded one.")
+
+
+def _start_embedded(settings: Settings, *, persistent: bool) -> EmbeddedKafka:
+    click.echo(f"starting embedded Apache Kafka {settings.kafka_version} (KRaft, loopback)"
+               " - the first run fetches its jars with Maven...", err=True)
+    data_dir = Path(settings.cache_dir) / "embedded-data" if persistent else None
+    try:
+        broker = EmbeddedKafka.start(settings, data_dir=data_dir)
+    except BrokerError as exc:
+        raise click.ClickException(str(exc)) from None
+    os.environ["WIREWATCH_BROKER_URL"] = broker.url
+    click.echo(f"embedded Kafka ready at {broker.bootstrap}", err=True)
+    return broker
+
+
+@click.group()
+def main() -> None:
+    """wirewatch: clean, tag, deduplicate and alert on a stream of news articles."""
+
+
+@main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+@click.argument("faust_args", nargs=-1, type=click.UNPROCESSED)
+def worker(faust_args: tuple[str, ...]) -> None:
+    """Run the pipeline worker (Faust worker options pass through, e.g. --web-port)."""
+    settings = load_settings()
+    broker = None
+    url_file = _url_file(settings)
+    if settings.embedded:
+        broker = _start_embedded(settings, persistent=True)
+        url_file.write_text(broker.url)
+        settings = load_settings()
+    try:
+        ensure_topics(settings, replication=settings.replication_factor)
+        from streams.app import app, load_agents
+
+        load_agents()
+        level = {"warning": "warn", "critical": "crit"}.get(settings.log_level, settings.log_level)
+        args = list(faust_args)
+        if not any(a in ("-l", "--loglevel") or a.startswith("--loglevel=") for a in args):
+            args = ["--loglevel", level, *args]
+        sys.argv = ["wirewatch", "worker", *args]
+        app.main()
+    finally:
+        if broker is not None:
+            url_file.unlink(missing_ok=True)
+            broker.stop()
+
+
+@main.command()
+def broker() -> None:
+    """Run the embedded Apache Kafka broker in the foreground until Ctrl-C."""
+    settings = load_settings()
+    kafka = _start_embedded(settings, persistent=True)
+    _url_file(settings).write_text(kafka.url)
+    click.echo(f"WIREWATCH_BROKER_URL={kafka.url}")
+    try:
+        kafka.process.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        _url_file(settings).unlink(missing_ok=True)
+        kafka.stop()
+
+
+def _read_articles(paths: tuple[str, ...]) -> Iterator[bytes]:
+    for path in paths:
+        if path == "-":
+            for line in sys.stdin.buffer:
+                if line.strip():
+                    yield line.rstrip(b"\n")
+            continue
+        opener = gzip.open if path.endswith(".gz") else open
+        with opener(path, "rb") as handle:
+            if ".jsonl" in path:
+                yield from (line.rstrip(b"\n") for line in handle if line.strip())
+            else:
+                yield handle.read()
+
+
+@main.command()
+@click.argument("paths", nargs=-1, required=True)
+def publish(paths: tuple[str, ...]) -> None:
+    """Publish raw articles to news.raw: each FILE is one article (JSON, text or HTML); a
+    .jsonl(.gz) file or '-' (stdin) holds one article per line."""
+    settings = _settings_with_broker()
+    ensure_topics(settings, replication=settings.replication_factor)
+    from streams.client import publish as send
+
+    count = asyncio.run(send(bootstrap_servers(settings), topic_name(settings, "raw"),
+                             ((None, body) for body in _read_articles(paths))))
+    click.echo(f"published {count} article(s) to {topic_name(settings, 'raw')}")
+
+
+def format_alert(alert: Alert) -> str:
+    """One alert as a few human-readable lines."""
+    head = (f"[{alert.kind.upper()} r{alert.revision}] {alert.watch_name} | story "
+            f"{alert.story_id[:8]} | {alert.title}")
+    sources = ", ".join(alert.sources) or "unknown source"
+    lines = [head, f"    alert {alert.alert_id} - sources: {sources}"]
+    for match in alert.matches[:3]:
+        lines.append(f"    matched {match.term!r} in {match.field}: {match.snippet}")
+    return "\n".join(lines)
+
+
+@main.command()
+@click.option("--from-beginning/--new-only", default=True)
+@click.option("--json", "as_json", is_flag=True, help="print the raw JSON records")
+def alerts(from_beginning: bool, as_json: bool) -> None:
+    """Follow news.alerts and print each alert."""
+    settings = _settings_with_broker()
+    from streams.client import follow
+
+    async def run() -> None:
+        async for _key, value in follow(bootstrap_servers(settings),
+                                        topic_name(settings, "alerts"),
+                                        from_beginning=from_beginning):
+            click.echo(value.decode() if as_json else format_alert(decode(Alert, value)))
+
+    try:
+        asyncio.run(run())
+    except KeyboardInterrupt:
+        pass
+
+
+@main.group()
+def watch() -> None:
+    """Manage watched topics (stored in the compacted news.watches topic)."""
+
+
+@watch.command("add")
+@click.argument("name")
+@click.argument("query", required=False)
+def watch_add(name: str, query: str | None) -> None:
+    """Add (or replace) a watch; QUERY defaults to NAME. Phrases may be joined by ' OR '."""
+    from streams.client import put_watch
+
+    try:
+        new = put_watch(_settings_with_broker(), name, query)
+    except WatchError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"added watch {new.id}: {new.name} = {new.query}")
+
+
+@watch.command("list")
+def watch_list() -> None:
+    """List the watches on news.watches."""
+    from streams.client import list_watches
+
+    for item in list_watches(_settings_with_broker()):
+        click.echo(f"{item.id}\t{item.name}\t{item.query}")
+
+
+@watch.command("remove")
+@click.argument("watch_id")
+def watch_remove(watch_id: str) -> None:
+    """Remove a watch by id (writes a tombstone to news.watches)."""
+    from streams.client import remove_watch
+
+    remove_watch(_settings_with_broker(), watch_id)
+    click.echo(f"removed watch {watch_id}")
+
+
+@main.command()
+@click.option("--linger", type=float, default=None,
+              help="seconds to keep the worker up after the demo (default: until Ctrl-C on a "
+                   "terminal, 0 otherwise)")
+@click.option("--timeout", type=float, default=120.0, help="give up waiting for alerts after")
+def demo(linger: float | None, timeout: float) -> None:
+    """Start a broker and a worker, publish the sample articles, print the alerts."""
+    from streams.demo import run_demo
+
+    if linger is None:
+        linger = float("inf") if sys.stdin.isatty() else 0.0
+    try:
+        raise SystemExit(run_demo(linger=linger, timeout=timeout))
+    except WirewatchError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+# Used by the demo and tests to run a worker as a child process.
+def spawn_worker(env: dict[str, str], *, web_port: int | None = None,
+                 log_path: Path | None = None) -> tuple[subprocess.Popen[bytes], int]:
+    port = web_port or free_port()
+    env = {**env, "WIREWATCH_WEB_PORT": str(port)}
+    out = log_path.open("ab") if log_path else subprocess.DEVNULL
+    process = subprocess.Popen([sys.executable, "-m", "streams.cli", "worker"], env=env,
+                               stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    return process, port
+
+
+def stop_process(process: subprocess.Popen[bytes], timeout: float = 20.0) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(5)
+
+
+def wait_http(url: str, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=1):
+                return True
+        except OSError:
+            time.sleep(0.3)
+    return False
+
+
+if __name__ == "__main__":
+    main()

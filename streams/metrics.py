@@ -1,0 +1,90 @@
+"""Prometheus metrics of wirewatch, exposed by the worker's web server at ``/metrics``.
+
+Conventions (prometheus.io/docs/practices/naming): one ``wirewatch_`` prefix, base units
+(seconds), counters end in ``_total``, labels bounded (stage, outcome, reason, kind: never
+ids, URLs or watch text). Label sets are created up front so every series exists at zero
+and a rate() works from the first scrape.
+
+``Metrics(registry)`` takes a registry so tests can use an isolated ``CollectorRegistry``.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, disable_created_metrics
+
+from streams.errors import REJECTION_REASONS
+
+# The *_created series double the exposition size and no dashboard of ours uses them.
+disable_created_metrics()
+
+__all__ = ["METRICS", "OUTCOMES", "REGISTRY", "STAGES", "Metrics"]
+
+STAGES: tuple[str, ...] = ("clean", "tag", "dedup", "alert")
+#: received: read from the input topic; emitted: written to the output topic;
+#: dead_lettered: sent to the dead-letter topic; dropped: deliberately not forwarded
+#: (an exact duplicate, or an article that opens or updates no alert).
+OUTCOMES: tuple[str, ...] = ("received", "emitted", "dead_lettered", "dropped")
+DUPLICATE_KINDS: tuple[str, ...] = ("exact", "near")
+ALERT_KINDS: tuple[str, ...] = ("opened", "updated")
+
+# Stage work is tens of µs to a few ms; the tail buckets catch a stuck call.
+_STAGE_BUCKETS = (0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+                  0.1, 0.25, 1.0)
+# Publish-to-alert crosses four topic hops: tens of ms at best, seconds under load.
+_E2E_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
+
+
+class Metrics:
+    """Every metric wirewatch exports, registered in ``registry``."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
+        self.articles = Counter(
+            "wirewatch_articles_total", "Articles per stage and outcome.",
+            ["stage", "outcome"], registry=registry)
+        self.processing_seconds = Histogram(
+            "wirewatch_stage_processing_seconds",
+            "Time spent in a stage's own code per message.", ["stage"],
+            buckets=_STAGE_BUCKETS, registry=registry)
+        self.end_to_end_seconds = Histogram(
+            "wirewatch_end_to_end_seconds",
+            "Seconds from the raw article's publication on news.raw to its alert.",
+            buckets=_E2E_BUCKETS, registry=registry)
+        self.duplicates = Counter(
+            "wirewatch_duplicates_total", "Duplicate articles found by dedup, by kind.",
+            ["kind"], registry=registry)
+        self.alerts = Counter(
+            "wirewatch_alerts_total", "Alerts emitted, by kind (opened, updated).",
+            ["kind"], registry=registry)
+        self.dead_letters = Counter(
+            "wirewatch_dead_letters_total", "Messages sent to the dead-letter topic.",
+            ["stage", "reason"], registry=registry)
+        self.watches = Gauge(
+            "wirewatch_watches", "Watches currently loaded.", registry=registry)
+        self.dedup_window_articles = Gauge(
+            "wirewatch_dedup_window_articles", "Articles held in the dedup window.",
+            registry=registry)
+        self.open_alerts = Gauge(
+            "wirewatch_open_alerts", "Alerts held open for updates.", registry=registry)
+        self.last_processed = Gauge(
+            "wirewatch_last_processed_timestamp_seconds",
+            "Unix time a stage last finished a message.", ["stage"], registry=registry)
+        self.build_info = Info("wirewatch_build", "wirewatch version.", registry=registry)
+        self._precreate()
+
+    def _precreate(self) -> None:
+        for stage in STAGES:
+            self.processing_seconds.labels(stage)
+            self.last_processed.labels(stage)
+            for outcome in OUTCOMES:
+                self.articles.labels(stage, outcome)
+            for reason in REJECTION_REASONS:
+                self.dead_letters.labels(stage, reason)
+        for kind in DUPLICATE_KINDS:
+            self.duplicates.labels(kind)
+        for kind in ALERT_KINDS:
+            self.alerts.labels(kind)
+
+
+REGISTRY = CollectorRegistry()
+METRICS = Metrics(REGISTRY)

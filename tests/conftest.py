@@ -1,0 +1,19 @@
+"""Paths shared by every test: the seeds and data live in ../shared, never in the repo."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+SEEDS = SHARED / "seeds"
+DATA = SHARED / "data"
+SEED_000 = SEEDS / "000_46bcd2f114cab8ad.txt"
+SEED_003 = SEEDS / "003_fa62bcc0bea388f4.txt"
+
+
+@pytest.fixture(scope="session")
+def seeds() -> tuple[bytes, bytes]:
+    return SEED_000.read_bytes(), SEED_003.read_bytes()

@@ -1,0 +1,162 @@
+"""Unit tests of the dedup core: duplicates, stories, window, restore, determinism."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from agents.dedup import DedupIndex, Verdict
+from streams.records import Article
+
+SEEDS = Path(__file__).resolve().parents[3] / "shared" / "seeds"
+T0 = 1_717_000_000.0
+
+
+def seed(name: str, article_id: str | None = None, source: str = "wire") -> Article:
+    """A seed file as an article: first line is the title (minus a leading date marker)."""
+    path = next(SEEDS.glob(f"{name}_*.txt"))
+    first, _, body = path.read_text(encoding="utf-8").partition("\n")
+    title = re.sub(r"^date \d{4}-\d{2}-\d{2}\s*", "", first).strip()
+    return Article(id=article_id or path.stem, title=title, text=body.strip(), source=source)
+
+
+def art(article_id: str, title: str, text: str, *, at: str | None = None) -> Article:
+    return Article(id=article_id, title=title, text=text, source=article_id, published_at=at)
+
+
+FOOTBALL = (
+    "Arsenal beat Chelsea three goals to one at the Emirates stadium on Saturday, with Bukayo "
+    "Saka scoring twice in the second half. Mikel Arteta praised the defence after the match."
+)
+VOLCANO = (
+    "An eruption of the Kilauea volcano in Hawaii forced the evacuation of two villages as lava "
+    "flows crossed the main highway. Geologists expect seismic activity to continue for weeks."
+)
+
+
+def observe_all(index: DedupIndex, articles: list[Article], now: float = T0) -> list[Verdict]:
+    return [index.observe(a, now + i) for i, a in enumerate(articles)]
+
+
+def test_exact_duplicate_with_different_headline() -> None:
+    index = DedupIndex()
+    first, copy = observe_all(
+        index, [art("a1", "Arsenal win", FOOTBALL), art("a2", "Gunners beat Blues", FOOTBALL + " ")]
+    )
+    assert first.kind == "unique" and first.duplicate_of is None
+    assert copy.kind == "exact_duplicate" and copy.duplicate_of == "a1"
+    assert copy.story_id == first.story_id
+    assert copy.story.article_count == 2 and copy.story.sources == ["a1", "a2"]
+    assert len(index) == 1  # exact copies are counted, not recorded
+
+
+def test_redelivery_is_an_exact_duplicate_and_not_counted() -> None:
+    index = DedupIndex()
+    first = index.observe(art("a1", "Arsenal win", FOOTBALL), T0)
+    again = index.observe(art("a1", "Arsenal win", FOOTBALL), T0 + 5)
+    assert again.kind == "exact_duplicate" and again.story_id == first.story_id
+    assert again.story.article_count == 1 and again.changes == []
+
+
+def near_copy_of_seed_000() -> Article:
+    original = seed("000")
+    lines = original.text.splitlines()
+    cut = next(i for i, line in enumerate(lines) if line.startswith("Read Next"))
+    lines = lines[:cut] + ["Copyright 2024 Syndicated Wire. All rights reserved."]
+    lines[2] = "The dialogue lasted more than an hour, well beyond the expected time."
+    return Article(id="copy", title="Defense chiefs meet in Singapore", text="\n".join(lines))
+
+
+def test_near_duplicate_of_seed() -> None:
+    index = DedupIndex()
+    original = index.observe(seed("000"), T0)
+    copy = index.observe(near_copy_of_seed_000(), T0 + 60)
+    assert copy.kind == "near_duplicate"
+    assert copy.duplicate_of == seed("000").id
+    assert copy.story_id == original.story_id
+
+
+def test_seeds_from_two_outlets_share_a_story() -> None:
+    index = DedupIndex()
+    first, second = observe_all(index, [seed("000", source="benzinga"), seed("003", source="dpa")])
+    assert second.kind == "unique"
+    assert second.story_id == first.story_id
+    assert second.story.sources == ["benzinga", "dpa"]
+
+
+def test_different_events_get_different_stories() -> None:
+    index = DedupIndex()
+    a, b, c = observe_all(
+        index,
+        [art("f", "Arsenal beat Chelsea", FOOTBALL), art("v", "Kilauea erupts", VOLCANO), seed("000")],
+    )
+    assert len({a.story_id, b.story_id, c.story_id}) == 3
+    assert all(v.kind == "unique" for v in (a, b, c))
+
+
+def test_published_at_is_the_clock_and_the_window_evicts() -> None:
+    index = DedupIndex(window_seconds=3600)
+    index.observe(art("old", "Arsenal win", FOOTBALL, at="2024-05-31T10:00:00Z"), T0)
+    fresh = index.observe(art("new", "Kilauea", VOLCANO, at="2024-05-31T10:30:00+00:00"), T0)
+    assert fresh.story.first_seen == 1_717_151_400.0
+    deletions = index.evict(1_717_151_400.0 + 3600)  # 11:30: cutoff 10:30, "old" is out
+    assert ("a:old", None) in deletions and len(index) == 1
+    again = index.observe(art("again", "Arsenal again", FOOTBALL, at="2024-05-31T11:20:00Z"), T0)
+    assert again.kind == "unique"  # its first copy left the window
+
+
+def test_size_cap_evicts_oldest_and_their_stories() -> None:
+    index = DedupIndex(max_articles=2)
+    verdicts = observe_all(
+        index, [art("f", "Arsenal", FOOTBALL), art("v", "Kilauea", VOLCANO), seed("003")]
+    )
+    deletions = index.evict(T0 + 10)
+    assert deletions == [("a:f", None), (f"s:{verdicts[0].story_id}", None)]
+    assert len(index) == 2 and index.story_count == 2
+
+
+def test_restore_gives_the_same_verdicts() -> None:
+    original = DedupIndex()
+    state: dict[str, bytes] = {}
+    articles = [art("f", "Arsenal", FOOTBALL), seed("000"), art("v", "Kilauea", VOLCANO)]
+    for verdict in observe_all(original, articles):
+        for key, value in verdict.changes:
+            if value is None:
+                state.pop(key, None)
+            else:
+                state[key] = value
+    assert all(len(v) <= 2048 for k, v in state.items() if k.startswith("a:"))
+    restored = DedupIndex()
+    for key in sorted(state, reverse=True):  # any order
+        restored.restore(key, state[key])
+    assert len(restored) == len(original) == 3
+    probes = [near_copy_of_seed_000(), seed("003"), art("x", "Arsenal again", FOOTBALL)]
+    for probe in probes:
+        a, b = original.observe(probe, T0 + 100), restored.observe(probe, T0 + 100)
+        assert (a.kind, a.duplicate_of, a.story_id, a.story) == (
+            b.kind,
+            b.duplicate_of,
+            b.story_id,
+            b.story,
+        )
+    assert restored.observe(near_copy_of_seed_000(), T0).kind == "exact_duplicate"
+
+
+@pytest.mark.parametrize("run", range(2))
+def test_same_input_order_gives_same_ids(run: int) -> None:
+    articles = [seed("000"), seed("003"), art("f", "Arsenal", FOOTBALL), near_copy_of_seed_000()]
+    first = [(v.kind, v.duplicate_of, v.story_id) for v in observe_all(DedupIndex(), articles)]
+    second = [(v.kind, v.duplicate_of, v.story_id) for v in observe_all(DedupIndex(), articles)]
+    assert first == second
+    assert first[0][2] == first[1][2] == first[3][2] != first[2][2]
+
+
+def test_title_only_articles() -> None:
+    index = DedupIndex()
+    a = index.observe(art("h1", "Malaysia Airlines flight MH370 missing over South China Sea", ""), T0)
+    b = index.observe(art("h2", "Malaysia Airlines flight MH370 missing over South China Sea", ""), T0)
+    c = index.observe(art("h3", "Arsenal beat Chelsea at the Emirates", ""), T0)
+    assert a.kind == "unique" and b.kind == "exact_duplicate" and b.duplicate_of == "h1"
+    assert c.story_id != a.story_id

@@ -1,0 +1,161 @@
+"""Unit tests of the tag stage's core (agents/tag)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from agents.tag import Tagger
+from agents.tag.categories import Categorizer
+from agents.tag.entities import EntityTagger
+from agents.tag.keywords import keywords
+from streams.records import Article, WatchHit
+
+SEEDS = Path(__file__).resolve().parents[3] / "shared" / "seeds"
+
+
+@pytest.fixture(scope="module")
+def tagger() -> Tagger:
+    return Tagger()
+
+
+@pytest.fixture(scope="module")
+def entities() -> EntityTagger:
+    return EntityTagger()
+
+
+def _seed(name: str) -> tuple[str, str]:
+    path = SEEDS / name
+    if not path.exists():
+        pytest.skip(f"seed {name} not available")
+    title, _, body = path.read_text(encoding="utf-8").partition("\n")
+    return title, body
+
+
+def _kinds(ents: EntityTagger, title: str, text: str) -> dict[str, str]:
+    return {e.name: e.kind for e in ents.entities(title, text)}
+
+
+@pytest.mark.parametrize("seed", ["000_46bcd2f114cab8ad.txt", "003_fa62bcc0bea388f4.txt"])
+def test_seed_entities(entities: EntityTagger, seed: str) -> None:
+    found = _kinds(entities, *_seed(seed))
+    for name in ("Lloyd Austin", "Dong Jun"):
+        assert found.get(name) == "person", name
+    for name in ("Taiwan", "China", "Singapore", "Taiwan Strait"):
+        assert found.get(name) == "place", name
+    assert "Austin" not in found  # the surname alone counts toward Lloyd Austin
+
+
+def test_seed_000_more(entities: EntityTagger) -> None:
+    found = _kinds(entities, *_seed("000_46bcd2f114cab8ad.txt"))
+    assert found.get("South China Sea") == "place"
+    assert found.get("People's Liberation Army") == "org"
+    assert found.get("Wu Qian") == "person"
+
+
+def test_seed_003_orgs(entities: EntityTagger) -> None:
+    found = _kinds(entities, *_seed("003_fa62bcc0bea388f4.txt"))
+    assert found.get("Defense Department") == "org"
+    assert found.get("People's Liberation Army") == "org"
+
+
+def test_sentence_initial_and_headline_case_are_not_names(entities: EntityTagger) -> None:
+    title = "What Happened In First In-Person Talks Since Friday"
+    text = (
+        "What Happened: The talks went well. In April, officials met again. "
+        "Why It Matters: Nobody Knows Yet. On Monday the ministers left."
+    )
+    assert entities.entities(title, text) == []
+
+
+def test_surname_linking_counts_toward_full_name(entities: EntityTagger) -> None:
+    text = "Defense Secretary Lloyd Austin met his counterpart. Austin said talks were good."
+    ents = entities.entities("", text)
+    assert ents[0].name == "Lloyd Austin" and ents[0].kind == "person" and ents[0].count == 2
+
+
+def test_org_rules(entities: EntityTagger) -> None:
+    text = "The Ministry of Finance and Acme Holdings Corp disagreed, said the IAEA on Tuesday."
+    found = _kinds(entities, "", text)
+    assert found.get("Ministry of Finance") == "org"
+    assert found.get("Acme Holdings Corp") == "org"
+    assert found.get("IAEA") == "org"
+
+
+def test_entities_sorted_by_count(entities: EntityTagger) -> None:
+    text = "Kenya and Japan met. Japan agreed. Japan left. Kenya stayed."
+    names = [(e.name, e.count) for e in entities.entities("", text)]
+    assert names == [("Japan", 3), ("Kenya", 2)]
+
+
+@pytest.mark.parametrize(
+    ("title", "text", "category"),
+    [
+        (
+            "Striker scores twice",
+            "The striker scored two goals as the team won the league match "
+            "and the coach praised the players before the cup final.",
+            "sport",
+        ),
+        (
+            "Shares jump",
+            "The company said quarterly profits rose and its shares jumped as "
+            "investors cheered the deal; the firm's chief executive expects sales to grow.",
+            "business",
+        ),
+        (
+            "Vote looms",
+            "The prime minister faces a vote in parliament as opposition parties "
+            "campaign before the election; the party leader promised reform.",
+            "politics",
+        ),
+        (
+            "New phone chip",
+            "The software update lets users of the smartphone download apps "
+            "faster over broadband and wireless networks, the technology firm said.",
+            "technology",
+        ),
+    ],
+)
+def test_categories(title: str, text: str, category: str) -> None:
+    assert Categorizer().categorize(title, text)[0] == category
+
+
+def test_no_category_for_bland_text() -> None:
+    assert Categorizer().categorize("Hello", "A short note.") == []
+
+
+def test_keywords_rank_repeated_phrase_first() -> None:
+    text = (
+        "The crisis communications group met. A crisis communications plan was agreed, "
+        "and the crisis communications channel reopened after the hypersonic test."
+    )
+    kws = keywords("Talks", text)
+    assert kws[0] == "crisis communications"
+    assert "the" not in kws and all(not any(c.isdigit() for c in k) for k in kws)
+    assert len(kws) <= 10
+
+
+def test_keywords_skip_numbers_and_stopwords() -> None:
+    assert keywords("", "In 2024 the 75 of them said it was so.") == []
+
+
+def test_empty_article(tagger: Tagger) -> None:
+    out = tagger.tag(Article(id="x", title="", text=""))
+    assert out.entities == [] and out.keywords == [] and out.categories == []
+
+
+def test_tag_keeps_other_fields(tagger: Tagger) -> None:
+    hit = WatchHit(watch_id="w", watch_name="n", terms=["t"], matches=[])
+    article = Article(
+        id="a",
+        title="Taiwan talks",
+        text="China and Taiwan met in Singapore.",
+        watch_hits=[hit],
+        story_id="s1",
+    )
+    out = tagger.tag(article)
+    assert out.watch_hits == [hit] and out.story_id == "s1" and out.id == "a"
+    assert {e.name for e in out.entities} >= {"China", "Taiwan", "Singapore"}
+    assert article.entities == []  # the input is not mutated
