@@ -16,7 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout
 
-from agents.dedup.evaluate import (  # noqa: E402
+from agents.dedup.evaluate import (
     evaluate_duplicates,
     evaluate_stories,
     evaluate_throughput,

@@ -91,8 +91,11 @@ def run_demo(*, linger: float, timeout: float) -> int:
                        log_path.read_text(errors="replace")[-3000:])
             return 1
         messages = sample_messages()
-        asyncio.run(publish(bootstrap, topic_name(settings, "raw"),
-                            [(None, body) for body in messages]))
+        for body in messages:
+            # news.raw has several partitions; spacing the sends keeps the story's order
+            # (original first, syndicated copy later) as a real feed would have it.
+            asyncio.run(publish(bootstrap, topic_name(settings, "raw"), [(None, body)]))
+            time.sleep(0.3)
         click.echo(f"published {len(messages)} sample messages to {topic_name(settings, 'raw')}"
                    " (two outlets on one event, a syndicated copy, a local story, an exact"
                    " repeat, a broken message)\n")

@@ -55,6 +55,19 @@ def bootstrap_servers(settings: Settings) -> str:
     return ",".join(hosts)
 
 
+async def _wait_for_leaders(admin: AIOKafkaAdminClient, names: list[str],
+                            timeout: float = 30.0) -> None:
+    """Creation returns before partition leaders are elected; a producer that sends in that
+    gap gets NotLeaderForPartition and retries. Waiting here keeps first sends clean."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while asyncio.get_running_loop().time() < deadline:
+        described = await admin.describe_topics(names)
+        if all(t["error_code"] == 0 and t["partitions"]
+               and all(p["leader"] >= 0 for p in t["partitions"]) for t in described):
+            return
+        await asyncio.sleep(0.1)
+
+
 async def _create(settings: Settings, replication: int) -> list[str]:
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers(settings))
     await admin.start()
@@ -70,6 +83,7 @@ async def _create(settings: Settings, replication: int) -> list[str]:
             # A second worker may have created them first.
             with contextlib.suppress(TopicAlreadyExistsError):
                 await admin.create_topics(wanted)
+            await _wait_for_leaders(admin, [t.name for t in wanted])
         return [t.name for t in wanted]
     finally:
         await admin.close()

@@ -67,7 +67,7 @@ async def dedup_agent(stream: StreamT) -> None:
                 _rebuild()
             now = time.time()
             article = decode(Article, event.value or b"")
-            verdict = _State.index.observe(article, now)
+            verdict = _State.index.observe(article, now, offset=event.message.offset)
             _persist(verdict.changes)
             if now - _State.last_evict > EVICT_EVERY_SECONDS:
                 _persist(_State.index.evict(now))
@@ -81,6 +81,10 @@ async def dedup_agent(stream: StreamT) -> None:
                 continue
             if verdict.kind == "near_duplicate":
                 METRICS.duplicates.labels("near").inc()
+            elif verdict.kind == "redelivery":
+                # Same message after a crash: its first send may be lost, so send it again
+                # with the same ids; downstream (alert) ignores an article it has seen.
+                log.info("redelivered %s re-emitted at %s", article.id, where(event))
             article.story_id = verdict.story_id
             article.duplicate_of = verdict.duplicate_of
             article.story = verdict.story

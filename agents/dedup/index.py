@@ -2,8 +2,11 @@
 
 For each article ``observe`` decides, in this order:
 
-1. **redelivery**: an article id already in the window -> ``exact_duplicate`` of itself,
-   nothing recorded or counted (at-least-once delivery must not inflate a story);
+1. **the same article id again**: when it is the very message recorded before (same
+   ``offset`` on the single-partition input, i.e. a redelivery after a crash) ->
+   ``redelivery``, which the agent re-emits unchanged: its first send may not have reached
+   the broker, and re-sending the same record is idempotent downstream. A new message with a
+   known id -> ``exact_duplicate`` of itself. Neither is recorded or counted again;
 2. **exact duplicate**: the same normalised body (``streams.text.normalize``; the title when
    the body is empty) hashed with xxh3-64 -> ``exact_duplicate`` of the first copy, counted
    in that copy's story but not recorded as an article;
@@ -12,17 +15,20 @@ For each article ``observe`` decides, in this order:
 4. otherwise a **unique** article, placed in the best-matching story (``stories``) or a new one
    with id ``stable_id("story", article.id)``.
 
-Near duplicates and unique articles are recorded. *Time* is the article's ``published_at``
-when it parses as ISO-8601 (naive = UTC), else the ``now`` passed in; windows and story
-times are in that time.
+Near duplicates and unique articles are recorded. *Story time* is the article's
+``published_at`` when it parses as ISO-8601 (naive = UTC), else the ``now`` passed in; it
+decides which stories are close in time. The *window* runs on arrival time (``now``), so an
+old article arriving today is kept as long as a fresh one and memory is bounded by what
+arrived in the last ``window_seconds``.
 
 State
 -----
 Everything the index needs lives in the ``changes`` it returns, so a changelog-backed table
 rebuilds it with ``restore`` (keys in any order):
 
-* ``a:<article id>`` -> orjson ``{"t": time, "h": body hash, "g": base64 signature,
-  "s": story id, "o": original id (near duplicates only)}``: about 420 bytes;
+* ``a:<article id>`` -> orjson ``{"t": story time, "w": arrival time, "k": input offset,
+  "h": body hash, "g": base64 signature, "s": story id, "o": original id (near duplicates
+  only)}``: about 450 bytes;
 * ``s:<story id>`` -> orjson ``{"f": first_seen, "l": last_seen, "n": article_count,
   "src": sources, "c": centroid term -> weight}``: up to ~3 KB, one per story.
 
@@ -49,14 +55,14 @@ from agents.dedup.terms import term_vector
 from streams.records import Article, StorySummary, stable_id
 from streams.text import tokens
 
-__all__ = ["Verdict", "DedupIndex", "article_time"]
+__all__ = ["DedupIndex", "Verdict", "article_time", "published_time"]
 
 Change = tuple[str, bytes | None]
 
 
 @dataclass(slots=True)
 class Verdict:
-    kind: str  # "unique" | "exact_duplicate" | "near_duplicate"
+    kind: str  # "unique" | "exact_duplicate" | "near_duplicate" | "redelivery"
     duplicate_of: str | None  # article id of the first copy, for duplicates
     story_id: str
     story: StorySummary
@@ -70,10 +76,14 @@ class _Entry:
     sig: np.ndarray
     story_id: str
     original: str | None  # set for near duplicates: the article they copy
+    seen: float  # arrival time: what the window and the size cap evict by
+    offset: int | None  # input offset of the message that recorded it
 
     def encode(self) -> bytes:
         data: dict[str, Any] = {
             "t": self.t,
+            "w": self.seen,
+            "k": self.offset,
             "h": self.body_hash,
             "g": base64.b64encode(self.sig.astype("<u4").tobytes()).decode("ascii"),
             "s": self.story_id,
@@ -86,20 +96,28 @@ class _Entry:
     def decode(cls, value: bytes) -> _Entry:
         data = orjson.loads(value)
         sig = np.frombuffer(base64.b64decode(data["g"]), dtype="<u4").astype(np.uint32)
-        return cls(float(data["t"]), str(data["h"]), sig, str(data["s"]), data.get("o"))
+        t = float(data["t"])
+        return cls(t, str(data["h"]), sig, str(data["s"]), data.get("o"),
+                   float(data.get("w", t)), data.get("k"))
 
 
-def article_time(article: Article, now: float) -> float:
-    """The article's published_at as unix seconds, or ``now`` when absent or unparseable."""
+def published_time(article: Article) -> float | None:
+    """The article's published_at as unix seconds, or None when absent or unparseable."""
     if not article.published_at:
-        return now
+        return None
     try:
         parsed = datetime.fromisoformat(article.published_at)
     except ValueError:
-        return now
+        return None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
     return parsed.timestamp()
+
+
+def article_time(article: Article, now: float) -> float:
+    """The article's publication time, or ``now`` when it has none."""
+    published = published_time(article)
+    return now if published is None else published
 
 
 def _summary(story: Story) -> StorySummary:
@@ -121,12 +139,16 @@ class DedupIndex:
 
     # -- deciding -------------------------------------------------------------------------
 
-    def observe(self, article: Article, now: float) -> Verdict:
-        """Decide what ``article`` is, record it, and return the verdict with state writes."""
-        t = article_time(article, now)
+    def observe(self, article: Article, now: float, *, offset: int | None = None) -> Verdict:
+        """Decide what ``article`` is, record it, and return the verdict with state writes.
+        ``offset`` identifies the input message, so a redelivery can be told from a repeat."""
+        published = published_time(article)
+        t = now if published is None else published
         seen = self._articles.get(article.id)
         if seen is not None:
             story = self._stories.stories[seen.story_id]
+            if offset is not None and seen.offset == offset:
+                return Verdict("redelivery", seen.original, seen.story_id, _summary(story), [])
             return Verdict("exact_duplicate", article.id, seen.story_id, _summary(story), [])
         title_words = tokens(article.title)
         body_words = tokens(article.text) if article.text else []
@@ -134,7 +156,7 @@ class DedupIndex:
         body_hash = xxhash.xxh3_64_hexdigest(" ".join(dup_words).encode("utf-8"))
         first = self._by_hash.get(body_hash)
         if first is not None:
-            return self._exact(first, t, article.source)
+            return self._exact(first, published, now, article.source)
         sig = minhash.signature(dup_words)
         vec = term_vector(title_words, body_words)
         near = self._nearest(sig)
@@ -144,10 +166,10 @@ class DedupIndex:
             kind, story_id = "near_duplicate", entry.story_id
         else:
             original, kind = None, "unique"
-            found, _ = self._stories.best(vec, t, title_only=not body_words)
+            found, _ = self._stories.best(vec, published, title_only=not body_words)
             story_id = found or stable_id("story", article.id)
-        story = self._stories.add(story_id, vec, t, article.source)
-        entry = _Entry(t, body_hash, sig, story_id, original)
+        story = self._stories.add(story_id, vec, published, now, article.source)
+        entry = _Entry(t, body_hash, sig, story_id, original, now, offset)
         self._record(article.id, entry)
         changes: list[Change] = [
             (f"a:{article.id}", entry.encode()),
@@ -155,10 +177,11 @@ class DedupIndex:
         ]
         return Verdict(kind, original, story_id, _summary(story), changes)
 
-    def _exact(self, first: str, t: float, source: str | None) -> Verdict:
+    def _exact(self, first: str, published: float | None, now: float,
+               source: str | None) -> Verdict:
         story_id = self._articles[first].story_id
         story = self._stories.stories[story_id]
-        self._stories.count(story, t, source)
+        self._stories.count(story, published, now, source)
         changes: list[Change] = [(f"s:{story_id}", orjson.dumps(story.to_dict()))]
         return Verdict("exact_duplicate", first, story_id, _summary(story), changes)
 
@@ -184,7 +207,7 @@ class DedupIndex:
             self._by_hash[entry.body_hash] = article_id
         self._lsh.add(article_id, entry.sig)
         self._live[entry.story_id] = self._live.get(entry.story_id, 0) + 1
-        heapq.heappush(self._heap, (entry.t, article_id))
+        heapq.heappush(self._heap, (entry.seen, article_id))
 
     def _forget(self, article_id: str) -> list[Change]:
         entry = self._articles.pop(article_id)
@@ -208,7 +231,7 @@ class DedupIndex:
         while self._heap:
             t, article_id = self._heap[0]
             entry = self._articles.get(article_id)
-            if entry is None or entry.t != t:
+            if entry is None or entry.seen != t:
                 heapq.heappop(self._heap)  # stale: already forgotten or replaced
                 continue
             if t >= cutoff and len(self._articles) <= self.max_articles:

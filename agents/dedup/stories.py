@@ -10,12 +10,15 @@ product get a full cosine. So the cost per article is bounded by
 QUERY_TERMS x MAX_POSTINGS + SHORTLIST x TOP_TERMS, whatever the window size.
 
 Score = cosine(article, centroid) * time factor, where the time factor is
-``1 / (1 + gap / TIME_SCALE)`` and ``gap`` is how far the article's time lies outside the
-story's [first_seen, last_seen]. The best story with score >= ``THRESHOLD`` wins
-(``TITLE_ONLY_THRESHOLD`` for headline-only articles: a 5-word vector shares few terms with
-any centroid, so its cosine runs low even against its own story) (ties go to
-the smaller story id, so the choice never depends on dict order); otherwise the article
-opens a new story. A centroid is dominated by rare terms (names, places, bigrams such as
+``1 / (1 + gap / TIME_SCALE)`` and ``gap`` is how far the article's publication time lies
+outside the story's publication range; when either is unknown (an undated article, a story
+of undated articles) the factor is 1: a missing date is no evidence either way.
+``first_seen``/``last_seen`` are arrival times, for consumers' story summaries. The best story with score >= ``THRESHOLD`` wins (ties go
+to the smaller story id, so the choice never depends on dict order); otherwise the article
+opens a new story. Headline-only articles use ``TITLE_ONLY_THRESHOLD``: a 5-word vector
+shares few terms with any centroid, so its cosine runs low even against its own story.
+Thresholds were tuned on ECB+ (full text) and the UCI slice (headlines); see
+``bench/eval_stories.py``. A centroid is dominated by rare terms (names, places, bigrams such as
 "dong jun"), which is what separates two look-alike events of one topic (two rehab check-ins
 of two different actresses share "rehab", not the names).
 """
@@ -25,6 +28,7 @@ from __future__ import annotations
 import itertools
 import math
 import sys
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,8 +39,8 @@ __all__ = ["THRESHOLD", "TITLE_ONLY_THRESHOLD", "CENTROID_TERMS", "Story", "Stor
 THRESHOLD = 0.2
 TITLE_ONLY_THRESHOLD = 0.1
 CENTROID_TERMS = 80
-MAX_POSTINGS = 200
-QUERY_TERMS = 16
+MAX_POSTINGS = 150
+QUERY_TERMS = 12
 SHORTLIST = 8
 TIME_SCALE = 24 * 3600.0
 MAX_SOURCES = 50
@@ -51,11 +55,15 @@ class Story:
     sources: list[str] = field(default_factory=list)
     centroid: dict[str, float] = field(default_factory=dict)
     norm: float = 0.0
+    published_first: float | None = None  # range of its dated articles' publication times
+    published_last: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "f": self.first_seen,
             "l": self.last_seen,
+            "pf": self.published_first,
+            "pl": self.published_last,
             "n": self.count,
             "src": self.sources,
             "c": self.centroid,
@@ -72,6 +80,8 @@ class Story:
             sources=[str(s) for s in data["src"]],
             centroid=centroid,
             norm=_norm(centroid),
+            published_first=data.get("pf"),
+            published_last=data.get("pl"),
         )
 
 
@@ -79,8 +89,10 @@ def _norm(vec: dict[str, float]) -> float:
     return math.sqrt(sum(w * w for w in vec.values()))
 
 
-def _time_factor(story: Story, t: float) -> float:
-    gap = max(0.0, story.first_seen - t, t - story.last_seen)
+def _time_factor(story: Story, t: float | None) -> float:
+    if t is None or story.published_first is None or story.published_last is None:
+        return 1.0
+    gap = max(0.0, story.published_first - t, t - story.published_last)
     return 1.0 / (1.0 + gap / TIME_SCALE)
 
 
@@ -91,10 +103,11 @@ class StoryClusterer:
 
     def __init__(self) -> None:
         self.stories: dict[str, Story] = {}
-        self._postings: dict[str, set[str]] = {}
+        # term -> {story id: that term's weight in the story's centroid}
+        self._postings: dict[str, dict[str, float]] = {}
 
     def best(
-        self, vec: dict[str, float], t: float, *, title_only: bool = False
+        self, vec: dict[str, float], t: float | None, *, title_only: bool = False
     ) -> tuple[str | None, float]:
         """The story this article vector belongs to (or None) and its score."""
         best_id: str | None = None
@@ -113,26 +126,26 @@ class StoryClusterer:
         """Stories worth a full cosine: the best partial dot products over the article's
         ``QUERY_TERMS`` heaviest terms (``vec`` is heaviest first)."""
         partial: dict[str, float] = {}
+        get = partial.get
         for term, weight in itertools.islice(vec.items(), QUERY_TERMS):
             posting = self._postings.get(term)
             if not posting or len(posting) > MAX_POSTINGS:
                 continue
-            for story_id in posting:
-                story = self.stories[story_id]
-                partial[story_id] = partial.get(story_id, 0.0) + weight * story.centroid[
-                    term
-                ] / story.norm
-        # Sort key includes the id: set iteration order must not decide anything.
-        ranked = sorted(partial.items(), key=lambda kv: (-kv[1], kv[0]))
-        return [story_id for story_id, _ in ranked[:SHORTLIST]]
+            for story_id, centroid_weight in posting.items():
+                partial[story_id] = get(story_id, 0.0) + weight * centroid_weight
+        stories = self.stories
+        # Sort key includes the id: posting order must not decide anything.
+        ranked = sorted((-dot / stories[sid].norm, sid) for sid, dot in partial.items())
+        return [story_id for _, story_id in ranked[:SHORTLIST]]
 
-    def add(self, story_id: str, vec: dict[str, float], t: float, source: str | None) -> Story:
+    def add(self, story_id: str, vec: dict[str, float], published: float | None, now: float,
+            source: str | None) -> Story:
         """Add an article to a story (creating it) and update its centroid."""
         story = self.stories.get(story_id)
         if story is None:
-            story = Story(story_id, first_seen=t, last_seen=t)
+            story = Story(story_id, first_seen=now, last_seen=now)
             self.stories[story_id] = story
-        self.count(story, t, source)
+        self.count(story, published, now, source)
         merged = dict(story.centroid)
         for term, weight in vec.items():
             # Interned: thousands of centroids share their terms' strings.
@@ -141,11 +154,16 @@ class StoryClusterer:
         self._set_centroid(story, top(merged.items(), CENTROID_TERMS))
         return story
 
-    def count(self, story: Story, t: float, source: str | None) -> None:
+    def count(self, story: Story, published: float | None, now: float,
+              source: str | None) -> None:
         """Count one more copy in a story without touching its centroid."""
         story.count += 1
-        story.first_seen = min(story.first_seen, t)
-        story.last_seen = max(story.last_seen, t)
+        story.first_seen = min(story.first_seen, now)
+        story.last_seen = max(story.last_seen, now)
+        if published is not None:
+            low, high = story.published_first, story.published_last
+            story.published_first = published if low is None else min(low, published)
+            story.published_last = published if high is None else max(high, published)
         if source and source not in story.sources and len(story.sources) < MAX_SOURCES:
             story.sources.append(source)
 
@@ -161,22 +179,26 @@ class StoryClusterer:
             self._unindex(story_id, story.centroid)
 
     def _set_centroid(self, story: Story, centroid: dict[str, float]) -> None:
-        old = story.centroid
-        self._unindex(story.story_id, {t: 0.0 for t in old if t not in centroid})
-        self._index(story.story_id, {t: 0.0 for t in centroid if t not in old})
+        self._unindex(story.story_id, [t for t in story.centroid if t not in centroid])
         story.centroid = centroid
         story.norm = _norm(centroid)
+        self._index(story.story_id, centroid)
 
-    def _index(self, story_id: str, terms: dict[str, float]) -> None:
-        for term in terms:
-            self._postings.setdefault(term, set()).add(story_id)
+    def _index(self, story_id: str, centroid: dict[str, float]) -> None:
+        postings = self._postings
+        for term, weight in centroid.items():
+            posting = postings.get(term)
+            if posting is None:
+                postings[term] = {story_id: weight}
+            else:
+                posting[story_id] = weight
 
-    def _unindex(self, story_id: str, terms: dict[str, float]) -> None:
+    def _unindex(self, story_id: str, terms: Iterable[str]) -> None:
         for term in terms:
             posting = self._postings.get(term)
             if posting is None:
                 continue
-            posting.discard(story_id)
+            posting.pop(story_id, None)
             if not posting:
                 del self._postings[term]
 

@@ -7,9 +7,9 @@
   Lookups are cached per process: the vocabulary of a news stream is small.
 * TF is sublinear (1 + ln tf); title tokens count ``TITLE_BOOST`` times, because the headline
   names the event and a headline-only article has nothing else.
-* Adjacent pairs of kept tokens add a bigram term ("dong jun", "betty ford") weighing the mean
-  IDF of its words times ``BIGRAM_WEIGHT``: names and fixed phrases identify an event better
-  than their words do apart.
+* Adjacent pairs of kept tokens, both with idf >= ``BIGRAM_MIN_IDF``, add a bigram term
+  ("dong jun", "betty ford") weighing the mean IDF of its words times ``BIGRAM_WEIGHT``:
+  names and fixed phrases identify an event better than their words do apart.
 * The vector keeps its ``TOP_TERMS`` heaviest terms and is L2-normalised.
 """
 
@@ -29,8 +29,9 @@ __all__ = ["IDF_CEILING", "MIN_IDF", "TOP_TERMS", "idf", "term_vector", "cosine"
 
 IDF_CEILING = 8.0
 MIN_IDF = 2.0
-TITLE_BOOST = 2.0
+TITLE_BOOST = 2  # an int: counts stay integers
 BIGRAM_WEIGHT = 1.0
+BIGRAM_MIN_IDF = 2.0  # 3.0 halves the bigrams but cost 0.003 B3 F1 on ECB+
 TOP_TERMS = 40
 
 _IDF_CACHE: dict[str, float] = {}
@@ -75,11 +76,12 @@ def term_vector(title_words: list[str], body_words: list[str]) -> dict[str, floa
     if BIGRAM_WEIGHT > 0:
         half = BIGRAM_WEIGHT / 2
         # Only pairs of two kept, adjacent words: a dropped word breaks the phrase.
+        rare = {w: v for w, v in kept.items() if v >= BIGRAM_MIN_IDF}
         for (first, second), n in pairs.items():
-            a = kept.get(first)
+            a = rare.get(first)
             if a is None:
                 continue
-            b = kept.get(second)
+            b = rare.get(second)
             if b is not None:
                 weights[f"{first} {second}"] = (1.0 + log(n)) * (a + b) * half
     return normalised(top(weights.items(), TOP_TERMS))

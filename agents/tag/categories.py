@@ -2,8 +2,9 @@
 
 Each folded token of the article votes for the categories whose word list holds it; title
 tokens vote twice. A category is reported when it has enough votes and at least a third of
-the best one's, at most three, best first. Cheap (one dict lookup per token), explainable, and
-with no weights learnt from any data set.
+the best one's, at most three, best first. Cheap (one dict lookup per distinct token, from a
+``Counter`` of the tokens shared with the keywords, in order of first appearance so that ties
+rank as if counted token by token), explainable, and with no weights learnt from any data set.
 """
 
 from __future__ import annotations
@@ -44,19 +45,27 @@ class Categorizer:
         self.lexicon = lexicon if lexicon is not None else load_lexicon()
 
     def scores(self, title: str, text: str) -> Counter[str]:
+        title_tokens = tokens(title)
+        return self.scores_of(Counter([*title_tokens, *title_tokens, *tokens(text)]))
+
+    def scores_of(self, counts: dict[str, int]) -> Counter[str]:
+        """Votes from token counts of ``title + title + text`` (title tokens vote twice)."""
         lexicon = self.lexicon
         score: Counter[str] = Counter()
-        for weight, words in ((2, tokens(title)), (1, tokens(text))):
-            for word in words:
-                cats = lexicon.get(word)
-                if cats:
-                    for cat in cats:
-                        score[cat] += weight
+        for word in [w for w in counts if w in lexicon]:  # in first-appearance order
+            n = counts[word]
+            for cat in lexicon[word]:
+                score[cat] += n
         return score
 
     def categorize(self, title: str, text: str) -> list[str]:
         """0-3 category labels, best first."""
-        ranked = self.scores(title, text).most_common()
+        title_tokens = tokens(title)
+        return self.categorize_counts(Counter([*title_tokens, *title_tokens, *tokens(text)]))
+
+    def categorize_counts(self, counts: dict[str, int]) -> list[str]:
+        """``categorize`` from ``Counter(title + title + text tokens)``."""
+        ranked = self.scores_of(counts).most_common()
         if not ranked or ranked[0][1] < _MIN_VOTES:
             return []
         floor = ranked[0][1] * _RELATIVE

@@ -20,19 +20,17 @@ A statistical NER costs ~65 ms per article; this costs a few hundred µs. Steps:
 from __future__ import annotations
 
 import re
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 
-from wordfreq import zipf_frequency
-
+from agents.tag.frequency import warm, zipf
 from agents.tag.gazetteer import Gazetteer, load_gazetteer
 from streams.records import Entity
 
 __all__ = ["Mention", "EntityTagger"]
 
-_TOKEN = re.compile(r"(?:[A-Z]\.){2,}|[^\W_]+(?:['’][^\W_]+)*")
 # A line with no lower-case letter and at least four capitals: a SHOUTED wire headline.
 _SHOUTED_LINE = re.compile(r"^[^a-z\n]+$", re.M)
 _CAPITAL = re.compile(r"[A-Z]")
@@ -754,6 +752,12 @@ _SKIP = (
 _SAID = frozenset(["said", "says", "told", "added", "say"])
 _MAX_NAME_TOKENS = 4
 
+# Words after a place that still leave the place as the name: "US Government" is place "US".
+_GOVERNMENT = frozenset(["Government", "Administration"])
+_ROMAN = re.compile(r"[IVXLC]+")
+_RUN_CACHE_MAX = 1 << 17
+_FIX = False
+
 
 @dataclass(slots=True)
 class Mention:
@@ -767,23 +771,34 @@ class Mention:
     source: str  # "gaz" | "rule" | "guess" | "link"
 
 
-@lru_cache(maxsize=65536)
+@lru_cache(maxsize=1 << 17)
 def _common(word: str) -> bool:
     """A frequent English word in lower case: a poor name on its own."""
-    return zipf_frequency(word.lower(), "en") >= 4.3
+    return zipf(word.lower()) >= 4.3
 
 
-@lru_cache(maxsize=65536)
+@lru_cache(maxsize=1 << 17)
 def _rare(word: str) -> bool:
-    return zipf_frequency(word.lower(), "en") < 3.6
-
-
-def _is_cap(word: str) -> bool:
-    return word[0].isupper()
+    return zipf(word.lower()) < 3.6
 
 
 def _strip_possessive(word: str) -> str:
     return word[:-2] if word.endswith(("'s", "’s")) else word
+
+
+@lru_cache(maxsize=1 << 16)
+def _acronym_tail(word: str) -> bool:
+    """An ALL-CAPS acronym or its plural ("NATO", "CEO", "APIs") that is not a company suffix
+    ("PLC"): no person's name ends in one. Roman numerals ("Henry VIII") are not acronyms."""
+    word = _strip_possessive(word)
+    core = word[:-1] if len(word) >= 3 and word[-1] == "s" else word
+    return (
+        2 <= len(core) <= 4
+        and core.isalpha()
+        and core.isupper()
+        and word not in _ORG_SUFFIX
+        and not _ROMAN.fullmatch(core)
+    )
 
 
 _CAP = (
@@ -798,11 +813,22 @@ _RUN = re.compile(
 )
 _WORD = re.compile(r"(?:[A-Z]\.){2,}|[^\W_]+(?:['’][^\W_]+)*")
 _PREV_WORD = re.compile(r"([^\W_]+)[^\w\n]*$")
+# The word before an offset, matched in the reversed text: one anchored match instead of a
+# search over a window. Same as ``_PREV_WORD`` (whose ``$`` also matches before a final "\n").
+_PREV_WORD_REVERSED = re.compile(r"\n?[^\w\n]*([^\W_]+)")
+_CUES_REVERSED = frozenset(cue[::-1] for cue in _PERSON_CUES)
 _NEXT_WORD = re.compile(r"[ \t,]*([a-z]+)")
+
+# A run's mentions relative to its start: (start, end, surface, kind, name, source).
+_Template = tuple[tuple[int, int, str, str | None, str, str], ...]
+# What a run's classification asked about its surroundings, in order: (question, answer).
+_Context = tuple[tuple[str, bool], ...]
 
 
 class _Doc:
     """One text: its gazetteer hits by start offset and its SHOUTED line ranges."""
+
+    __slots__ = ("gaz_at", "gaz_starts", "shouted", "text", "_reversed", "_shouted_starts")
 
     def __init__(self, text: str, gaz: Gazetteer) -> None:
         self.text = text
@@ -812,7 +838,9 @@ class _Doc:
             if len(_CAPITAL.findall(m.group())) >= 4
         ]
         self._shouted_starts = [a for a, _ in self.shouted]
+        self._reversed = ""
         self.gaz_at = self._gazetteer_hits(gaz)
+        self.gaz_starts = list(self.gaz_at)  # ascending
 
     def is_shouted(self, offset: int) -> bool:
         k = bisect_right(self._shouted_starts, offset) - 1
@@ -822,24 +850,25 @@ class _Doc:
         """start offset -> (end offset, kind, canonical), word-bounded, longest leftmost."""
         text = self.text
         n = len(text)
-        found: list[tuple[int, int, str, str]] = []
+        found: list[tuple[int, int, str, str]] = []  # (start, -end, kind, canonical)
         passes = [(gaz.exact, text, False)]
         if self.shouted:
             passes.append((gaz.shouted, text.upper(), True))
+        any_shouted = bool(self.shouted)
         for auto, haystack, shouted in passes:
             for last, (kind, canonical, length) in auto.iter(haystack):
-                start, end = last + 1 - length, last + 1
-                if (start > 0 and text[start - 1].isalnum()) or (end < n and text[end].isalnum()):
+                start = last + 1 - length
+                if (start > 0 and text[start - 1].isalnum()) or (last + 1 < n and text[last + 1].isalnum()):
                     continue
-                if self.is_shouted(start) == shouted:
-                    found.append((start, end, kind, canonical))
-        found.sort(key=lambda f: (f[0], -f[1]))
+                if (any_shouted and self.is_shouted(start)) == shouted:
+                    found.append((start, -1 - last, kind, canonical))
+        found.sort()  # by start, longest first; (start, end) pairs are unique
         hits: dict[int, tuple[int, str, str]] = {}
         covered_to = -1
-        for start, end, kind, canonical in found:
+        for start, neg_end, kind, canonical in found:
             if start >= covered_to:
-                hits[start] = (end, kind, canonical)
-                covered_to = end
+                covered_to = -neg_end
+                hits[start] = (covered_to, kind, canonical)
         return hits
 
     def initial(self, offset: int) -> bool:
@@ -854,25 +883,43 @@ class _Doc:
             return prev not in _ABBREV and not (len(prev) == 1 and prev.isupper())
         return last in _SENTENCE_END
 
-    def prev_word(self, offset: int) -> str:
-        m = _PREV_WORD.search(self.text, max(0, offset - 30), offset)
-        return (
-            m.group(1) if (m and m.end() == offset) or (m and self.text[m.end() : offset].isspace()) else ""
-        )
+    def after_cue(self, offset: int) -> bool:
+        """The word before ``offset`` (within 30 characters) announces a person: "striker"."""
+        if not self._reversed:
+            self._reversed = self.text[::-1]
+        n = len(self.text)
+        m = _PREV_WORD_REVERSED.match(self._reversed, n - offset, n - max(0, offset - 30))
+        return m is not None and m.group(1) in _CUES_REVERSED
 
-    def next_word(self, offset: int) -> str:
+    def before_said(self, offset: int) -> bool:
+        """The word at ``offset`` (after spaces or a comma) is "said" or the like."""
         m = _NEXT_WORD.match(self.text, offset)
-        return m.group(1) if m else ""
+        return m is not None and m.group(1) in _SAID
+
+    def context(self, question: str, start: int, last_end: int) -> bool:
+        """A run's surroundings: "i" it starts a sentence, "c" a cue word is before it, "s" a
+        "said" word is after it (``last_end``: where its last word ends)."""
+        if question == "i":
+            return self.initial(start)
+        if question == "c":
+            return self.after_cue(start)
+        return self.before_said(last_end)
 
 
 class _Run:
-    """The words of one capitalised run, with offsets and the gazetteer hits among them."""
+    """The words of one capitalised run, with offsets and the gazetteer hits among them.
 
-    __slots__ = ("doc", "ends", "hits", "starts", "words")
+    Questions about the run's surroundings (``initial``/``after_cue`` at its first word,
+    ``before_said`` at its last) are recorded in ``asked``: the classification is a function
+    of the run text, its gazetteer hits and those answers only, so it can be cached.
+    """
+
+    __slots__ = ("asked", "doc", "ends", "hits", "starts", "words")
     hits: dict[int, tuple[int, str, str]]
 
     def __init__(self, doc: _Doc, start: int, end: int) -> None:
         self.doc = doc
+        self.asked: dict[str, bool] = {}
         word = doc.text[start:end]
         if word.isalpha():  # one plain word: no need for the word regex
             self.words, self.starts, self.ends = [word], [start], [end]
@@ -896,6 +943,23 @@ class _Run:
                     self.hits[k] = (m + 1, hit[1], hit[2])
                     break
 
+    def _ask(self, question: str) -> bool:
+        answer = self.asked.get(question)
+        if answer is None:
+            answer = self.doc.context(question, self.starts[0], self.ends[-1])
+            self.asked[question] = answer
+        return answer
+
+    def initial(self, i: int) -> bool:
+        return self._ask("i") if i == 0 else self.doc.initial(self.starts[i])
+
+    def after_cue(self, i: int) -> bool:
+        return self._ask("c") if i == 0 else self.doc.after_cue(self.starts[i])
+
+    def before_said(self, j: int) -> bool:
+        """The word after ``words[j - 1]`` is "said" or the like."""
+        return self._ask("s") if j == len(self.words) else self.doc.before_said(self.ends[j - 1])
+
     def surface(self, i: int, j: int) -> str:
         text = self.doc.text[self.starts[i] : self.ends[j - 1]]
         return _strip_possessive(" ".join(text.split()))
@@ -905,10 +969,19 @@ class _Run:
 
 
 class EntityTagger:
-    """Finds person / org / place mentions; build once, call many times."""
+    """Finds person / org / place mentions; build once, call many times.
+
+    Each capitalised run's classification is cached by (run text, gazetteer hits inside it,
+    the few answers about its surroundings it needed): names repeat across a news stream, so
+    most runs cost a dict lookup.
+    """
 
     def __init__(self, gazetteer: Gazetteer | None = None) -> None:
         self.gaz = gazetteer or load_gazetteer()
+        warm()
+        # (run text, relative gazetteer hits) -> (end of its last word relative to the run
+        # start, [(context answers needed, mentions template), ...])
+        self._runs: dict[tuple[str, tuple[tuple[int, int, str, str], ...]], tuple[int, list[tuple[_Context, _Template]]]] = {}
 
     # ----------------------------------------------------------------- public API
     def mentions(self, text: str) -> list[Mention]:
@@ -917,17 +990,60 @@ class EntityTagger:
             return []
         doc = _Doc(text, self.gaz)
         found: list[Mention] = []
+        append = found.append
+        cache = self._runs
+        gaz_at, gaz_starts = doc.gaz_at, doc.gaz_starts
+        n_gaz = len(gaz_starts)
+        shouted = doc.shouted
         for m in _RUN.finditer(text):
-            if m.group() in _SKIP or (doc.shouted and doc.is_shouted(m.start())):
+            run_text = m.group()
+            if run_text in _SKIP:
                 continue
-            run = _Run(doc, m.start(), m.end())
-            if run.words:
-                self._classify(run, 0, len(run.words), found)
-        for start, (end, kind, canonical) in doc.gaz_at.items():
-            if doc.shouted and doc.is_shouted(start):
-                surface = _strip_possessive(text[start:end])
-                found.append(Mention(start, end, surface, kind, canonical, "gaz"))
-        found.sort(key=lambda m: m.start)
+            start = m.start()
+            if shouted and doc.is_shouted(start):
+                continue
+            end = m.end()
+            hits: tuple[tuple[int, int, str, str], ...] = ()
+            if n_gaz:
+                k = bisect_left(gaz_starts, start)
+                if k < n_gaz and gaz_starts[k] < end:
+                    rel = []
+                    while k < n_gaz and gaz_starts[k] < end:
+                        s = gaz_starts[k]
+                        e, kind, canonical = gaz_at[s]
+                        rel.append((s - start, e - start, kind, canonical))
+                        k += 1
+                    hits = tuple(rel)
+            key = (run_text, hits)
+            entry = cache.get(key)
+            if entry is not None:
+                template = _pick(entry, doc, start)
+                if template is not None:
+                    for rs, re_, surface, kind, name, source in template:
+                        append(Mention(start + rs, start + re_, surface, kind, name, source))
+                    continue
+            run = _Run(doc, start, end)
+            if not run.words:
+                continue
+            out: list[Mention] = []
+            self._classify(run, 0, len(run.words), out)
+            found.extend(out)
+            if entry is None:
+                if len(cache) >= _RUN_CACHE_MAX:
+                    cache.clear()
+                entry = cache[key] = (run.ends[-1] - start, [])
+            entry[1].append(
+                (
+                    tuple(run.asked.items()),
+                    tuple((o.start - start, o.end - start, o.surface, o.kind, o.name, o.source) for o in out),
+                )
+            )
+        if shouted:
+            for start, (end, kind, canonical) in gaz_at.items():
+                if doc.is_shouted(start):
+                    surface = _strip_possessive(text[start:end])
+                    found.append(Mention(start, end, surface, kind, canonical, "gaz"))
+            found.sort(key=_START)
         return _resolve(found)
 
     def entities(self, title: str, text: str) -> list[Entity]:
@@ -960,11 +1076,17 @@ class EntityTagger:
         if j - i == 1:
             self._classify(run, i, j, out)
             return
+        last = _strip_possessive(words[j - 1]) if _FIX else words[j - 1]
+        if _FIX and last in _GOVERNMENT and hit is not None and hit[0] == j - 1 and hit[1] == "place":
+            out.append(run.mention(i, j - 1, hit[1], hit[2], "gaz"))  # "US Government": "US"
+            return
+        if _FIX and _acronym_tail(last):  # "Benzinga APIs", "John Smith CEO": not one name
+            self._classify(run, i, j - 1, out)
+            self._classify(run, j - 1, j, out)
+            return
         if self._title_rule(run, i, j, out):
             return
-        if words[j - 1] in _ORG_SUFFIX or (
-            j - i >= 3 and words[i] in _ORG_HEADS and words[i + 1] in ("of", "for")
-        ):
+        if last in _ORG_SUFFIX or (j - i >= 3 and words[i] in _ORG_HEADS and words[i + 1] in ("of", "for")):
             out.append(run.mention(i, j, "org", run.surface(i, j), "rule"))
             return
         if words[i] in self.gaz.first_names:
@@ -986,7 +1108,7 @@ class EntityTagger:
             word = words[i]
             if i in run.hits or word in self.gaz.first_names or word in _TITLES:
                 return i
-            if word in ("The", "A", "An") or (i == 0 and _common(word) and run.doc.initial(run.starts[0])):
+            if word in ("The", "A", "An") or (i == 0 and _common(word) and run.initial(0)):
                 i += 1
                 continue
             return i
@@ -1008,7 +1130,7 @@ class EntityTagger:
             first_names = self.gaz.first_names
             while j - name > 1 and words[name] not in first_names and _common(words[name]):
                 name += 1
-        if not 1 <= j - name <= _MAX_NAME_TOKENS or words[j - 1] in _ORG_SUFFIX:
+        if not 1 <= j - name <= _MAX_NAME_TOKENS or (_strip_possessive(words[j - 1]) if _FIX else words[j - 1]) in _ORG_SUFFIX:
             return False
         if words[name] in _TITLES or (j - name == 1 and run.hits.get(name, (0,))[0] == j):
             return False
@@ -1052,15 +1174,10 @@ class EntityTagger:
         if j - i == 1:
             self._lone_word(run, i, out)
             return
-        doc = run.doc
         name_like = all(w.isalpha() and w[0].isupper() and not w.isupper() for w in words[i:j])
         if not name_like or j - i > 3:
             return
-        if (
-            _rare(words[j - 1])
-            or doc.prev_word(run.starts[i]) in _PERSON_CUES
-            or doc.next_word(run.ends[j - 1]) in _SAID
-        ):
+        if _rare(words[j - 1]) or run.after_cue(i) or run.before_said(j):
             out.append(run.mention(i, j, "person", run.surface(i, j), "guess"))
 
     def _lone_word(self, run: _Run, i: int, out: list[Mention]) -> None:
@@ -1070,10 +1187,26 @@ class EntityTagger:
         if word.isupper() and 2 <= len(word) <= 6 and word.isalpha() and word not in _ACRONYM_STOP:
             out.append(run.mention(i, i + 1, "org", word, "rule"))
             return
-        if _common(word) and run.doc.initial(run.starts[i]):
+        if _common(word) and run.initial(i):
             return
-        kind = "person" if run.doc.prev_word(run.starts[i]) in _PERSON_CUES else None
+        kind = "person" if run.after_cue(i) else None
         out.append(run.mention(i, i + 1, kind, word, "guess" if kind else "lone"))
+
+
+def _START(m: Mention) -> int:
+    return m.start
+
+
+def _pick(entry: tuple[int, list[tuple[_Context, _Template]]], doc: _Doc, start: int) -> _Template | None:
+    """The cached mentions of a run whose recorded context answers hold here, if any."""
+    last_end, variants = entry
+    for asked, template in variants:
+        for question, answer in asked:
+            if doc.context(question, start, start + last_end) != answer:
+                break
+        else:
+            return template
+    return None
 
 
 def _resolve(found: list[Mention]) -> list[Mention]:

@@ -11,13 +11,11 @@ outranks its parts.
 from __future__ import annotations
 
 from collections import Counter
-from functools import lru_cache
 
-from wordfreq import zipf_frequency
-
+from agents.tag.frequency import zipf
 from streams.text import tokens
 
-__all__ = ["keywords", "STOPWORDS"]
+__all__ = ["keywords", "keywords_of", "STOPWORDS"]
 
 STOPWORDS = frozenset(
     [
@@ -274,34 +272,71 @@ STOPWORDS = frozenset(
 )
 _PHRASE_BONUS = 1.5
 _MIN_LEN = 3
+_idf_memo: dict[str, float] = {}
+_useful_memo: dict[str, bool] = {}
+_MEMO_MAX = 1 << 18
 
 
-@lru_cache(maxsize=131072)
 def _idf(word: str) -> float:
-    return max(0.0, 8.0 - zipf_frequency(word, "en"))
+    return max(0.0, 8.0 - zipf(word))
 
 
 def _useful(word: str) -> bool:
-    return len(word) >= _MIN_LEN and word not in STOPWORDS and not any(c.isdigit() for c in word)
+    return (
+        len(word) >= _MIN_LEN
+        and word not in STOPWORDS
+        and (word.isalpha() or not any(c.isdigit() for c in word))
+    )
 
 
 def keywords(title: str, text: str, limit: int = 10) -> list[str]:
     """The ``limit`` best keywords of an article, best first. The title counts twice."""
     title_tokens = tokens(title)
-    words = [*title_tokens, *title_tokens, *tokens(text)]
-    ok = [_useful(w) for w in words]
-    unigrams = Counter(w for w, good in zip(words, ok, strict=True) if good)
-    bigrams = Counter(f"{words[k]} {words[k + 1]}" for k in range(len(words) - 1) if ok[k] and ok[k + 1])
+    return keywords_of([*title_tokens, *title_tokens, *tokens(text)], limit=limit)
+
+
+def keywords_of(words: list[str], counts: dict[str, int] | None = None, limit: int = 10) -> list[str]:
+    """``keywords`` from the folded tokens ``title + title + text`` (and, if the caller has
+    it, ``Counter(words)``)."""
+    if counts is None:
+        counts = Counter(words)
+    useful_memo, idf_memo = _useful_memo, _idf_memo
+    if len(useful_memo) >= _MEMO_MAX:
+        useful_memo.clear()
+    if len(idf_memo) >= _MEMO_MAX:
+        idf_memo.clear()
+    unigrams: dict[str, int] = {}
+    for word, n in counts.items():
+        good = useful_memo.get(word)
+        if good is None:
+            good = useful_memo[word] = _useful(word)
+        if good:
+            unigrams[word] = n
     scores: dict[str, float] = {}
-    for phrase, n in bigrams.items():
-        if n < 2:
-            continue  # a phrase has to repeat to beat its words
-        first, second = phrase.split(" ")
-        scores[phrase] = n * _PHRASE_BONUS * (_idf(first) + _idf(second)) / 2
+    # A phrase has to repeat to beat its words: only pairs of useful words seen twice count.
+    for (first, second), n in Counter(zip(words, words[1:])).items():
+        if n < 2 or first not in unigrams or second not in unigrams:
+            continue
+        idf1 = idf_memo.get(first)
+        if idf1 is None:
+            idf1 = idf_memo[first] = _idf(first)
+        idf2 = idf_memo.get(second)
+        if idf2 is None:
+            idf2 = idf_memo[second] = _idf(second)
+        scores[f"{first} {second}"] = n * _PHRASE_BONUS * (idf1 + idf2) / 2
         unigrams[first] -= n
         unigrams[second] -= n
     for word, n in unigrams.items():
         if n > 0:
-            scores[word] = n * _idf(word)
-    ranked = sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))
-    return [term for term, score in ranked[:limit] if score > 0]
+            idf = idf_memo.get(word)
+            if idf is None:
+                idf = idf_memo[word] = _idf(word)
+            scores[word] = n * idf
+    # Best first, ties by term. Only terms scoring at least the limit-th best score can make
+    # the cut, so sort plain floats to find that score and then sort just those terms.
+    values = sorted(scores.values(), reverse=True)
+    if not values:
+        return []
+    floor = values[min(limit, len(values)) - 1] if limit > 0 else -1.0
+    ranked = sorted((-score, term) for term, score in scores.items() if score >= floor)
+    return [term for neg, term in ranked[:limit] if neg < 0]

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from agents.clean.core import clean
 from agents.dedup import DedupIndex, Verdict
 from streams.records import Article
 
@@ -96,15 +97,40 @@ def test_different_events_get_different_stories() -> None:
     assert all(v.kind == "unique" for v in (a, b, c))
 
 
-def test_published_at_is_the_clock_and_the_window_evicts() -> None:
+def test_published_at_is_story_time_and_arrival_time_drives_the_window() -> None:
     index = DedupIndex(window_seconds=3600)
     index.observe(art("old", "Arsenal win", FOOTBALL, at="2024-05-31T10:00:00Z"), T0)
-    fresh = index.observe(art("new", "Kilauea", VOLCANO, at="2024-05-31T10:30:00+00:00"), T0)
-    assert fresh.story.first_seen == 1_717_151_400.0
-    deletions = index.evict(1_717_151_400.0 + 3600)  # 11:30: cutoff 10:30, "old" is out
+    fresh = index.observe(art("new", "Kilauea", VOLCANO, at="2024-05-31T10:30:00+00:00"),
+                          T0 + 1800)
+    assert fresh.story.first_seen == T0 + 1800  # a story summary's times are arrival times
+    # An article published long ago is kept for the window after it *arrived*.
+    assert index.evict(T0 + 3000) == [] and len(index) == 2
+    deletions = index.evict(T0 + 3600 + 1)  # "old" arrived at T0: out; "new" stays
     assert ("a:old", None) in deletions and len(index) == 1
-    again = index.observe(art("again", "Arsenal again", FOOTBALL, at="2024-05-31T11:20:00Z"), T0)
+    again = index.observe(art("again", "Arsenal again", FOOTBALL, at="2024-05-31T11:20:00Z"),
+                          T0 + 3700)
     assert again.kind == "unique"  # its first copy left the window
+
+
+def test_an_undated_article_joins_a_dated_story_of_the_same_event() -> None:
+    index = DedupIndex()
+    dated = clean(next(SEEDS.glob("003_*.txt")).read_bytes())
+    undated = clean(next(SEEDS.glob("000_*.txt")).read_bytes())
+    assert dated.published_at == "2024-05-31" and undated.published_at is None
+    first = index.observe(dated, T0)
+    second = index.observe(undated, T0 + 60)  # no date at all: time is no evidence
+    assert (first.kind, second.kind) == ("unique", "unique")
+    assert second.story_id == first.story_id
+
+
+def test_redelivered_message_is_told_apart_from_a_repeat() -> None:
+    index = DedupIndex()
+    first = index.observe(art("a", "Arsenal win", FOOTBALL), T0, offset=7)
+    redelivered = index.observe(art("a", "Arsenal win", FOOTBALL), T0 + 1, offset=7)
+    assert redelivered.kind == "redelivery" and redelivered.story_id == first.story_id
+    assert redelivered.changes == []
+    repeat = index.observe(art("a", "Arsenal win", FOOTBALL), T0 + 2, offset=9)
+    assert repeat.kind == "exact_duplicate" and repeat.duplicate_of == "a"
 
 
 def test_size_cap_evicts_oldest_and_their_stories() -> None:
