@@ -41,6 +41,9 @@ app = faust.App(
     topic_partitions=1,
     consumer_auto_offset_reset="earliest",
     producer_linger_ms=settings.producer_linger_ms,
+    broker_session_timeout=settings.session_timeout_seconds,
+    broker_heartbeat_interval=min(3.0, settings.session_timeout_seconds / 3),
+    broker_commit_interval=settings.commit_interval_seconds,
     # Dead letters carry the original payload, which may be large.
     producer_max_request_size=8 * 1024 * 1024,
     table_cleanup_interval=60.0,

@@ -18,6 +18,8 @@ would silently override code, so wirewatch never uses those names.
 | WIREWATCH_ALERT_WINDOW_HOURS | 72 | how long an alert stays open for updates |
 | WIREWATCH_ALERT_MAX_OPEN | 100000 | size cap of open alerts |
 | WIREWATCH_PRODUCER_LINGER_MS | 2 | producer batching delay; trades latency for throughput |
+| WIREWATCH_SESSION_TIMEOUT_SECONDS | 30 | a crashed worker's partitions move to the others after this |
+| WIREWATCH_COMMIT_INTERVAL_SECONDS | 2.8 | how often consumed offsets are committed |
 | WIREWATCH_REPLICATION_FACTOR | 1 | replication of the topics wirewatch creates (3 in production) |
 | WIREWATCH_LOG_LEVEL | info | |
 | WIREWATCH_LOG_FORMAT | text | ``text`` or ``json`` |
@@ -55,6 +57,8 @@ class Settings:
     alert_window_hours: float = 72.0
     alert_max_open: int = 100_000
     producer_linger_ms: int = 2
+    session_timeout_seconds: float = 30.0
+    commit_interval_seconds: float = 2.8
     replication_factor: int = 1
     log_level: str = "info"
     log_format: str = "text"

@@ -14,10 +14,10 @@ from operator import attrgetter
 
 from agents.tag.categories import Categorizer
 from agents.tag.entities import EntityTagger
-from agents.tag.frequency import warm
+from agents.tag.words import warm
 from agents.tag.keywords import keywords_of
 from streams.records import Article
-from streams.text import tokens
+from agents.tag.words import tokens
 
 __all__ = ["Tagger"]
 

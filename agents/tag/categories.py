@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
-from streams.text import tokens
+from agents.tag.words import tokens
 
 __all__ = ["Categorizer", "CATEGORIES"]
 

@@ -25,15 +25,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 
-from agents.tag.frequency import warm, zipf
+from agents.tag.words import warm, zipf
 from agents.tag.gazetteer import Gazetteer, load_gazetteer
 from streams.records import Entity
 
 __all__ = ["Mention", "EntityTagger"]
 
-# A line with no lower-case letter and at least four capitals: a SHOUTED wire headline.
-_SHOUTED_LINE = re.compile(r"^[^a-z\n]+$", re.M)
 _CAPITAL = re.compile(r"[A-Z]")
+_LOWER = re.compile(r"[a-z]")
 _SENTENCE_END = frozenset("!?:;\n")
 
 # Abbreviations whose trailing period neither ends a sentence nor a name run.
@@ -825,6 +824,19 @@ _Template = tuple[tuple[int, int, str, str | None, str, str], ...]
 _Context = tuple[tuple[str, bool], ...]
 
 
+def _shouted_lines(text: str) -> list[tuple[int, int]]:
+    """(start, end) of the SHOUTED lines: no lower-case a-z, at least four capitals. Line by
+    line (one ``[a-z]`` search each) rather than a ``^...$`` multi-line regex scan: ~3x faster."""
+    out: list[tuple[int, int]] = []
+    start = 0
+    for line in text.split("\n"):
+        end = start + len(line)
+        if line and _LOWER.search(line) is None and len(_CAPITAL.findall(line)) >= 4:
+            out.append((start, end))
+        start = end + 1
+    return out
+
+
 class _Doc:
     """One text: its gazetteer hits by start offset and its SHOUTED line ranges."""
 
@@ -832,11 +844,7 @@ class _Doc:
 
     def __init__(self, text: str, gaz: Gazetteer) -> None:
         self.text = text
-        self.shouted = [
-            (m.start(), m.end())
-            for m in _SHOUTED_LINE.finditer(text)
-            if len(_CAPITAL.findall(m.group())) >= 4
-        ]
+        self.shouted = _shouted_lines(text)
         self._shouted_starts = [a for a, _ in self.shouted]
         self._reversed = ""
         self.gaz_at = self._gazetteer_hits(gaz)

@@ -11,9 +11,12 @@ outranks its parts.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable
+from itertools import compress
+from operator import and_
 
-from agents.tag.frequency import zipf
-from streams.text import tokens
+from agents.tag.words import zipf
+from agents.tag.words import tokens
 
 __all__ = ["keywords", "keywords_of", "STOPWORDS"]
 
@@ -272,9 +275,11 @@ STOPWORDS = frozenset(
 )
 _PHRASE_BONUS = 1.5
 _MIN_LEN = 3
-_idf_memo: dict[str, float] = {}
-_useful_memo: dict[str, bool] = {}
-_MEMO_MAX = 1 << 18
+# Every word seen so far is in exactly one of these: its idf, or "not a keyword" (a stopword,
+# a number, too short). Set operations on them find an article's new and useful words in C.
+_idf_of: dict[str, float] = {}
+_not_keywords: set[str] = set()
+_SEEN_MAX = 1 << 18
 
 
 def _idf(word: str) -> float:
@@ -282,11 +287,18 @@ def _idf(word: str) -> float:
 
 
 def _useful(word: str) -> bool:
-    return (
-        len(word) >= _MIN_LEN
-        and word not in STOPWORDS
-        and (word.isalpha() or not any(c.isdigit() for c in word))
-    )
+    return len(word) >= _MIN_LEN and word not in STOPWORDS and not any(c.isdigit() for c in word)
+
+
+def _learn(words: Iterable[str]) -> None:
+    if len(_idf_of) + len(_not_keywords) >= _SEEN_MAX:
+        _idf_of.clear()
+        _not_keywords.clear()
+    for word in words:
+        if _useful(word):
+            _idf_of[word] = _idf(word)
+        else:
+            _not_keywords.add(word)
 
 
 def keywords(title: str, text: str, limit: int = 10) -> list[str]:
@@ -300,43 +312,38 @@ def keywords_of(words: list[str], counts: dict[str, int] | None = None, limit: i
     it, ``Counter(words)``)."""
     if counts is None:
         counts = Counter(words)
-    useful_memo, idf_memo = _useful_memo, _idf_memo
-    if len(useful_memo) >= _MEMO_MAX:
-        useful_memo.clear()
-    if len(idf_memo) >= _MEMO_MAX:
-        idf_memo.clear()
-    unigrams: dict[str, int] = {}
-    for word, n in counts.items():
-        good = useful_memo.get(word)
-        if good is None:
-            good = useful_memo[word] = _useful(word)
-        if good:
-            unigrams[word] = n
-    scores: dict[str, float] = {}
-    # A phrase has to repeat to beat its words: only pairs of useful words seen twice count.
-    for (first, second), n in Counter(zip(words, words[1:])).items():
-        if n < 2 or first not in unigrams or second not in unigrams:
-            continue
-        idf1 = idf_memo.get(first)
-        if idf1 is None:
-            idf1 = idf_memo[first] = _idf(first)
-        idf2 = idf_memo.get(second)
-        if idf2 is None:
-            idf2 = idf_memo[second] = _idf(second)
-        scores[f"{first} {second}"] = n * _PHRASE_BONUS * (idf1 + idf2) / 2
-        unigrams[first] -= n
-        unigrams[second] -= n
-    for word, n in unigrams.items():
-        if n > 0:
-            idf = idf_memo.get(word)
-            if idf is None:
-                idf = idf_memo[word] = _idf(word)
-            scores[word] = n * idf
-    # Best first, ties by term. Only terms scoring at least the limit-th best score can make
-    # the cut, so sort plain floats to find that score and then sort just those terms.
-    values = sorted(scores.values(), reverse=True)
-    if not values:
+    if limit < 1:
         return []
-    floor = values[min(limit, len(values)) - 1] if limit > 0 else -1.0
-    ranked = sorted((-score, term) for term, score in scores.items() if score >= floor)
-    return [term for neg, term in ranked[:limit] if neg < 0]
+    idf_of = _idf_of
+    # (set.difference with a set or dict argument iterates over the left-hand side only)
+    new = set(counts).difference(idf_of).difference(_not_keywords)
+    if new:
+        _learn(new)
+    useful = counts.keys() & idf_of.keys()  # iterates over the smaller side
+    scores = {word: counts[word] * idf_of[word] for word in useful}
+    # A phrase has to repeat to beat its words, so both its words repeat too: count only the
+    # pairs of repeated useful words (selected in C: map, compress).
+    repeated = {word for word in useful if counts[word] > 1}
+    if repeated:
+        flags = list(map(repeated.__contains__, words))
+        pairs = Counter(compress(zip(words, words[1:]), map(and_, flags, flags[1:])))
+        taken: dict[str, int] = {}
+        for (first, second), n in pairs.items():
+            if n > 1:
+                scores[f"{first} {second}"] = n * _PHRASE_BONUS * (idf_of[first] + idf_of[second]) / 2
+                taken[first] = taken.get(first, 0) + n
+                taken[second] = taken.get(second, 0) + n
+        for word, n in taken.items():  # a repeated phrase absorbs the counts of its words
+            left = counts[word] - n
+            if left > 0:
+                scores[word] = left * idf_of[word]
+            else:
+                del scores[word]
+    if not scores:
+        return []
+    # Best first, ties by term; only scores > 0. Only terms scoring at least the limit-th best
+    # score can make the cut: sort plain floats to find that score, then sort just those terms.
+    values = sorted(scores.values(), reverse=True)
+    floor = max(values[min(limit, len(values)) - 1], 1e-300)
+    ranked = sorted([(-score, term) for term, score in scores.items() if score >= floor])
+    return [term for _, term in ranked[:limit]]

@@ -67,7 +67,7 @@ def test_watch_file_lines(tmp_path: Path) -> None:
     assert [(w.name, w.query) for w in load_watch_file(path)] == \
         [("Strait", "Taiwan Strait"), ("crisis communications", "crisis communications")]
     path.write_text("Bad: \"\"\n")
-    with pytest.raises(WatchError, match="w.txt:1"):
+    with pytest.raises(WatchError, match=r"w\.txt:1"):
         load_watch_file(path)
 
 
