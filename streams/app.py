@@ -32,7 +32,8 @@ app = faust.App(
     # this placeholder only matters to commands that never connect.
     broker=settings.broker_url or "kafka://127.0.0.1:9092",
     store=settings.store,
-    datadir=str(Path(settings.cache_dir) / "worker-data"),
+    # Per web port: two workers on one host must not share a RocksDB directory.
+    datadir=str(Path(settings.cache_dir) / "worker-data" / str(settings.web_port)),
     autodiscover=False,
     web_host=settings.web_host,
     web_bind=settings.web_host,

@@ -156,7 +156,9 @@ def format_alert(alert: Alert) -> str:
     head = (f"[{alert.kind.upper()} r{alert.revision}] {alert.watch_name} | story "
             f"{alert.story_id[:8]} | {alert.title}")
     sources = ", ".join(alert.sources) or "unknown source"
-    lines = [head, f"    alert {alert.alert_id} - sources: {sources}"]
+    latency = (f", {1000 * (alert.updated_at - alert.received_at):.0f} ms after publication"
+               if alert.received_at > 0 else "")
+    lines = [head, f"    alert {alert.alert_id} - sources: {sources}{latency}"]
     for match in alert.matches[:3]:
         lines.append(f"    matched {match.term!r} in {match.field}: {match.snippet}")
     return "\n".join(lines)

@@ -14,10 +14,9 @@ from operator import attrgetter
 
 from agents.tag.categories import Categorizer
 from agents.tag.entities import EntityTagger
-from agents.tag.words import warm
 from agents.tag.keywords import keywords_of
+from agents.tag.words import tokens, warm
 from streams.records import Article
-from agents.tag.words import tokens
 
 __all__ = ["Tagger"]
 

@@ -20,13 +20,14 @@ A statistical NER costs ~65 ms per article; this costs a few hundred µs. Steps:
 from __future__ import annotations
 
 import re
-from bisect import bisect_left, bisect_right
+from bisect import bisect_right
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
-from agents.tag.words import warm, zipf
 from agents.tag.gazetteer import Gazetteer, load_gazetteer
+from agents.tag.words import warm, zipf
 from streams.records import Entity
 
 __all__ = ["Mention", "EntityTagger"]
@@ -329,6 +330,17 @@ _ORG_SUFFIX = frozenset(
         "Laboratory",
         "Labs",
         "Coalition",
+        # company forms: "Ahold NV", "Muenchener Rueckversicherungs AG", "Hamburger SV"
+        "AG",
+        "SA",
+        "NV",
+        "BV",
+        "SE",
+        "SpA",
+        "GmbH",
+        "ASA",
+        "Oyj",
+        "SV",
     ]
 )
 _ORG_HEADS = frozenset(
@@ -755,7 +767,6 @@ _MAX_NAME_TOKENS = 4
 _GOVERNMENT = frozenset(["Government", "Administration"])
 _ROMAN = re.compile(r"[IVXLC]+")
 _RUN_CACHE_MAX = 1 << 17
-_FIX = False
 
 
 @dataclass(slots=True)
@@ -822,6 +833,12 @@ _NEXT_WORD = re.compile(r"[ \t,]*([a-z]+)")
 _Template = tuple[tuple[int, int, str, str | None, str, str], ...]
 # What a run's classification asked about its surroundings, in order: (question, answer).
 _Context = tuple[tuple[str, bool], ...]
+# Cache key of a run: its text, with the gazetteer hits inside it (relative) if there are any.
+_Key = str | tuple[str, tuple[tuple[int, int, str, str], ...]]
+# Cache entry: (end of the run's last word, relative; [(context answers, template), ...]).
+_Entry = tuple[int, list[tuple[_Context, _Template]]]
+# A mention while scanning: [start, end, surface, kind, name, source], as in ``Mention``.
+_Row = list[Any]
 
 
 def _shouted_lines(text: str) -> list[tuple[int, int]]:
@@ -840,7 +857,7 @@ def _shouted_lines(text: str) -> list[tuple[int, int]]:
 class _Doc:
     """One text: its gazetteer hits by start offset and its SHOUTED line ranges."""
 
-    __slots__ = ("gaz_at", "gaz_starts", "shouted", "text", "_reversed", "_shouted_starts")
+    __slots__ = ("_reversed", "_shouted_starts", "gaz_at", "gaz_starts", "shouted", "text")
 
     def __init__(self, text: str, gaz: Gazetteer) -> None:
         self.text = text
@@ -987,21 +1004,39 @@ class EntityTagger:
     def __init__(self, gazetteer: Gazetteer | None = None) -> None:
         self.gaz = gazetteer or load_gazetteer()
         warm()
-        # (run text, relative gazetteer hits) -> (end of its last word relative to the run
-        # start, [(context answers needed, mentions template), ...])
-        self._runs: dict[tuple[str, tuple[tuple[int, int, str, str], ...]], tuple[int, list[tuple[_Context, _Template]]]] = {}
+        self._runs: dict[_Key, _Entry] = {}
 
     # ----------------------------------------------------------------- public API
     def mentions(self, text: str) -> list[Mention]:
         """All resolved mentions in ``text``, in order of appearance."""
+        return [Mention(*row) for row in _resolve(self._scan(text))]
+
+    def entities(self, title: str, text: str) -> list[Entity]:
+        """Entities of an article, the title counted only for names found by the gazetteer or
+        already found in the body (headline case makes every word look like a name)."""
+        body = _resolve(self._scan(text))
+        found = [(row[4], row[3]) for row in body]
+        if title:
+            known = set(found)
+            found[:0] = [
+                (row[4], row[3])
+                for row in _resolve(self._scan(title))
+                if row[5] == "gaz" or (row[4], row[3]) in known
+            ]
+        return _aggregate(found)
+
+    # ----------------------------------------------------------------- scanning
+    def _scan(self, text: str) -> list[_Row]:
+        """Unresolved mentions of ``text`` as rows, in order of appearance."""
         if not text:
             return []
         doc = _Doc(text, self.gaz)
-        found: list[Mention] = []
+        found: list[_Row] = []
         append = found.append
         cache = self._runs
         gaz_at, gaz_starts = doc.gaz_at, doc.gaz_starts
         n_gaz = len(gaz_starts)
+        g = 0  # next gazetteer hit not before the current run (runs come in order)
         shouted = doc.shouted
         for m in _RUN.finditer(text):
             run_text = m.group()
@@ -1010,57 +1045,58 @@ class EntityTagger:
             start = m.start()
             if shouted and doc.is_shouted(start):
                 continue
-            end = m.end()
-            hits: tuple[tuple[int, int, str, str], ...] = ()
-            if n_gaz:
-                k = bisect_left(gaz_starts, start)
-                if k < n_gaz and gaz_starts[k] < end:
+            key: _Key = run_text
+            if g < n_gaz:
+                while g < n_gaz and gaz_starts[g] < start:
+                    g += 1
+                end = m.end()
+                if g < n_gaz and gaz_starts[g] < end:  # hits inside the run: part of the key
                     rel = []
-                    while k < n_gaz and gaz_starts[k] < end:
-                        s = gaz_starts[k]
+                    while g < n_gaz and gaz_starts[g] < end:
+                        s = gaz_starts[g]
                         e, kind, canonical = gaz_at[s]
                         rel.append((s - start, e - start, kind, canonical))
-                        k += 1
-                    hits = tuple(rel)
-            key = (run_text, hits)
+                        g += 1
+                    key = (run_text, tuple(rel))
             entry = cache.get(key)
             if entry is not None:
-                template = _pick(entry, doc, start)
-                if template is not None:
-                    for rs, re_, surface, kind, name, source in template:
-                        append(Mention(start + rs, start + re_, surface, kind, name, source))
-                    continue
-            run = _Run(doc, start, end)
-            if not run.words:
+                variants = entry[1]
+                asked, template = variants[0]
+                if asked or len(variants) > 1:
+                    picked = _pick(entry, doc, start)
+                    if picked is None:
+                        self._classify_run(doc, m, key, entry, found)
+                        continue
+                    template = picked
+                for rs, re_, surface, kind_, name, source in template:
+                    append([start + rs, start + re_, surface, kind_, name, source])
                 continue
-            out: list[Mention] = []
-            self._classify(run, 0, len(run.words), out)
-            found.extend(out)
-            if entry is None:
-                if len(cache) >= _RUN_CACHE_MAX:
-                    cache.clear()
-                entry = cache[key] = (run.ends[-1] - start, [])
-            entry[1].append(
-                (
-                    tuple(run.asked.items()),
-                    tuple((o.start - start, o.end - start, o.surface, o.kind, o.name, o.source) for o in out),
-                )
-            )
+            self._classify_run(doc, m, key, None, found)
         if shouted:
             for start, (end, kind, canonical) in gaz_at.items():
                 if doc.is_shouted(start):
-                    surface = _strip_possessive(text[start:end])
-                    found.append(Mention(start, end, surface, kind, canonical, "gaz"))
+                    append([start, end, _strip_possessive(text[start:end]), kind, canonical, "gaz"])
             found.sort(key=_START)
-        return _resolve(found)
+        return found
 
-    def entities(self, title: str, text: str) -> list[Entity]:
-        """Entities of an article, the title counted only for names found by the gazetteer or
-        already found in the body (headline case makes every word look like a name)."""
-        body = self.mentions(text)
-        known = {(m.name, m.kind) for m in body}
-        title_mentions = [m for m in self.mentions(title) if m.source == "gaz" or (m.name, m.kind) in known]
-        return aggregate([*title_mentions, *body])
+    def _classify_run(
+        self, doc: _Doc, m: re.Match[str], key: _Key, entry: _Entry | None, found: list[_Row]
+    ) -> None:
+        """Classify a run not in the cache (or not with this context), and cache it."""
+        start = m.start()
+        run = _Run(doc, start, m.end())
+        if not run.words:
+            return
+        out: list[Mention] = []
+        self._classify(run, 0, len(run.words), out)
+        template = tuple((o.start - start, o.end - start, o.surface, o.kind, o.name, o.source) for o in out)
+        found.extend([start + rs, start + re_, *rest] for rs, re_, *rest in template)
+        if entry is None:
+            cache = self._runs
+            if len(cache) >= _RUN_CACHE_MAX:
+                cache.clear()
+            entry = cache[key] = (run.ends[-1] - start, [])
+        entry[1].append((tuple(run.asked.items()), template))
 
     # ----------------------------------------------------------------- classification
     def _classify(self, run: _Run, i: int, j: int, out: list[Mention]) -> None:
@@ -1084,11 +1120,15 @@ class EntityTagger:
         if j - i == 1:
             self._classify(run, i, j, out)
             return
-        last = _strip_possessive(words[j - 1]) if _FIX else words[j - 1]
-        if _FIX and last in _GOVERNMENT and hit is not None and hit[0] == j - 1 and hit[1] == "place":
+        last = _strip_possessive(words[j - 1])  # "Tesla Inc's"
+        if last in _GOVERNMENT and hit is not None and hit[0] == j - 1 and hit[1] == "place":
             out.append(run.mention(i, j - 1, hit[1], hit[2], "gaz"))  # "US Government": "US"
             return
-        if _FIX and _acronym_tail(last):  # "Benzinga APIs", "John Smith CEO": not one name
+        if (
+            _acronym_tail(last)
+            and not words[j - 2].isupper()  # "IMC TBN": acronyms all along, left as they were
+            and run.doc.text[run.starts[j - 1] - 1].isspace()  # not "YEAR-AGO"
+        ):  # "Benzinga APIs", "John Smith CEO": a name, then an acronym that is not part of it
             self._classify(run, i, j - 1, out)
             self._classify(run, j - 1, j, out)
             return
@@ -1138,7 +1178,7 @@ class EntityTagger:
             first_names = self.gaz.first_names
             while j - name > 1 and words[name] not in first_names and _common(words[name]):
                 name += 1
-        if not 1 <= j - name <= _MAX_NAME_TOKENS or (_strip_possessive(words[j - 1]) if _FIX else words[j - 1]) in _ORG_SUFFIX:
+        if not 1 <= j - name <= _MAX_NAME_TOKENS or _strip_possessive(words[j - 1]) in _ORG_SUFFIX:
             return False
         if words[name] in _TITLES or (j - name == 1 and run.hits.get(name, (0,))[0] == j):
             return False
@@ -1201,11 +1241,11 @@ class EntityTagger:
         out.append(run.mention(i, i + 1, kind, word, "guess" if kind else "lone"))
 
 
-def _START(m: Mention) -> int:
-    return m.start
+def _START(row: _Row) -> int:
+    return int(row[0])
 
 
-def _pick(entry: tuple[int, list[tuple[_Context, _Template]]], doc: _Doc, start: int) -> _Template | None:
+def _pick(entry: _Entry, doc: _Doc, start: int) -> _Template | None:
     """The cached mentions of a run whose recorded context answers hold here, if any."""
     last_end, variants = entry
     for asked, template in variants:
@@ -1217,38 +1257,52 @@ def _pick(entry: tuple[int, list[tuple[_Context, _Template]]], doc: _Doc, start:
     return None
 
 
-def _resolve(found: list[Mention]) -> list[Mention]:
-    """Link lone words to the document's people, then to names of known kind; drop the rest."""
+def _resolve(found: list[_Row]) -> list[_Row]:
+    """Link lone words to the document's people, then to names of known kind; drop the rest.
+    Rows are ``[start, end, surface, kind, name, source]``."""
     surname: dict[str, str] = {}
-    for m in found:
-        if m.kind == "person" and " " in m.name:
-            parts = m.name.split()
-            surname.setdefault(parts[-1], m.name)
+    kind_of: dict[str, tuple[str, str]] = {}
+    for row in found:
+        kind = row[3]
+        if kind is None:
+            continue
+        name = row[4]
+        kind_of[row[2]] = (kind, name)
+        if kind == "person" and " " in name:
+            parts = name.split()
+            surname.setdefault(parts[-1], name)
             if len(parts) == 3:  # "George W. Bush" / "Lai Ching Te": the last two too
-                surname.setdefault(" ".join(parts[1:]), m.name)
-    kind_of = {m.surface: (m.kind, m.name) for m in found if m.kind is not None}
-    out: list[Mention] = []
-    for m in found:
-        single = " " not in m.surface
-        if single and m.surface in surname and (m.kind is None or m.source == "gaz"):
-            m.kind, m.name, m.source = "person", surname[m.surface], "link"
-        elif m.kind is None and m.surface in kind_of:
-            m.kind, m.name = kind_of[m.surface]
-            m.source = "link"
-        elif m.kind == "person" and m.source == "guess" and single and m.surface in surname:
-            m.name = surname[m.surface]
-        if m.kind is not None:
-            out.append(m)
+                surname.setdefault(" ".join(parts[1:]), name)
+    out: list[_Row] = []
+    for row in found:
+        surface, kind = row[2], row[3]
+        if " " not in surface and surface in surname:
+            if kind is None or row[5] == "gaz":
+                row[3], row[4], row[5] = "person", surname[surface], "link"
+            elif kind == "person" and row[5] == "guess":
+                row[4] = surname[surface]
+        elif kind is None:
+            known = kind_of.get(surface)
+            if known is None:
+                continue
+            row[3], row[4], row[5] = known[0], known[1], "link"
+        out.append(row)
     return out
+
+
+def _aggregate(found: Iterable[tuple[str, str]]) -> list[Entity]:
+    """Count (name, kind) pairs; order by count desc, then first appearance."""
+    counts: dict[tuple[str, str], int] = {}
+    for key in found:
+        counts[key] = counts.get(key, 0) + 1
+    ranked = sorted(counts.items(), key=_BY_COUNT)  # stable: first appearance breaks ties
+    return [Entity(name=name, kind=kind, count=n) for (name, kind), n in ranked]
+
+
+def _BY_COUNT(item: tuple[tuple[str, str], int]) -> int:
+    return -item[1]
 
 
 def aggregate(mentions: Iterable[Mention]) -> list[Entity]:
     """Count mentions per (name, kind); order by count desc, then first appearance."""
-    counts: dict[tuple[str, str], int] = {}
-    for m in mentions:
-        if m.kind is not None:
-            key = (m.name, m.kind)
-            counts[key] = counts.get(key, 0) + 1
-    order = {key: n for n, key in enumerate(counts)}
-    ranked = sorted(counts, key=lambda k: (-counts[k], order[k]))
-    return [Entity(name=name, kind=kind, count=counts[(name, kind)]) for name, kind in ranked]
+    return _aggregate((m.name, m.kind) for m in mentions if m.kind is not None)

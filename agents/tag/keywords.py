@@ -12,11 +12,10 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable
-from itertools import compress
+from itertools import compress, pairwise
 from operator import and_
 
-from agents.tag.words import zipf
-from agents.tag.words import tokens
+from agents.tag.words import tokens, zipf
 
 __all__ = ["keywords", "keywords_of", "STOPWORDS"]
 
@@ -326,7 +325,7 @@ def keywords_of(words: list[str], counts: dict[str, int] | None = None, limit: i
     repeated = {word for word in useful if counts[word] > 1}
     if repeated:
         flags = list(map(repeated.__contains__, words))
-        pairs = Counter(compress(zip(words, words[1:]), map(and_, flags, flags[1:])))
+        pairs = Counter(compress(pairwise(words), map(and_, flags, flags[1:])))
         taken: dict[str, int] = {}
         for (first, second), n in pairs.items():
             if n > 1:

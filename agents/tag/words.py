@@ -1,15 +1,16 @@
-"""Word helpers of the tag stage: folded tokens and English word frequencies, both fast.
+r"""Word helpers of the tag stage: folded tokens and English word frequencies, both fast.
 
 ``tokens(text)`` is ``streams.text.tokens(text)`` (same tokens, same folding: case folded,
 no diacritics) with a quicker common case: when no letter or digit of the text is outside
 ASCII, the tokens are the ``[a-z0-9]+`` runs of ``text.lower()``, which the regex engine finds
 ~2.5x faster than ``[^\W_]+``. Other texts go to ``streams.text.tokens``.
 
-``zipf(word)`` is wordfreq's Zipf frequency. ``wordfreq.zipf_frequency`` costs ~25 µs for a word it has not seen, almost all of it in
-its Unicode tokenizer. A plain lower-case ASCII word is its own single token, so its
-frequency is one lookup in wordfreq's frequency dict followed by wordfreq's own arithmetic
-(3 significant digits, then Zipf rounded to 0.01), repeated here step for step so the result
-is the same number. Any other word goes through ``zipf_frequency``. Results are memoised.
+``zipf(word)`` is wordfreq's Zipf frequency. ``wordfreq.zipf_frequency`` costs ~25 µs for a
+word it has not seen, almost all of it in its Unicode tokenizer. A plain lower-case ASCII
+word is its own single token, so its frequency is one lookup in wordfreq's frequency dict
+followed by wordfreq's own arithmetic (3 significant digits, then Zipf rounded to 0.01),
+repeated here step for step so the result is the same number. Any other word goes through
+``zipf_frequency``. Results are memoised.
 """
 
 from __future__ import annotations

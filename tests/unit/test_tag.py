@@ -159,3 +159,44 @@ def test_tag_keeps_other_fields(tagger: Tagger) -> None:
     assert out.watch_hits == [hit] and out.story_id == "s1" and out.id == "a"
     assert {e.name for e in out.entities} >= {"China", "Taiwan", "Singapore"}
     assert article.entities == []  # the input is not mutated
+
+
+def test_byline_ending_in_acronym_is_not_a_person(entities: EntityTagger) -> None:
+    found = _kinds(entities, "", "Market News and Data brought to you by Benzinga APIs")
+    assert "Benzinga APIs" not in found and found.get("Benzinga") != "person"
+    found = _kinds(entities, "", "Shares of Acme rose, said John Smith CEO of the firm.")
+    assert found.get("John Smith") == "person" and "John Smith CEO" not in found
+    assert _kinds(entities, "", "Pope John Paul II visited.").get("John Paul II") == "person"
+    assert _kinds(entities, "", "Shares of Ahold NV fell.").get("Ahold NV") == "org"
+
+
+def test_place_government_is_the_place(entities: EntityTagger) -> None:
+    found = _kinds(entities, "", "Talks between the US Government and Beijing resumed.")
+    assert found.get("United States") == "place" and "US Government" not in found
+
+
+def test_cached_runs_follow_their_context(entities: EntityTagger) -> None:
+    # The same run text, classified from its cache, still depends on the word before it.
+    first = _kinds(entities, "", "The striker Igor Zzyzxq scored.")
+    again = _kinds(entities, "", "Officials said Igor Zzyzxq left. The striker Zzyzxq scored.")
+    assert first.get("Igor Zzyzxq") == "person" and again.get("Igor Zzyzxq") == "person"
+    assert entities.entities("", "In Zzyzxq it rained.") == entities.entities("", "In Zzyzxq it rained.")
+
+
+@pytest.mark.parametrize(
+    "text", ["Zürich's CAFÉ — £5m", "İstanbul ß \u212a x²", "plain ascii, text 42", "“Quotes” — £", ""]
+)
+def test_local_tokens_fold_like_streams_text(text: str) -> None:
+    from agents.tag.words import tokens as fast_tokens
+    from streams.text import tokens as shared_tokens
+
+    assert fast_tokens(text) == shared_tokens(text)
+
+
+@pytest.mark.parametrize("word", ["the", "hypersonic", "zzyzxqq", "naïve", "covid19", "a", "it's"])
+def test_zipf_matches_wordfreq(word: str) -> None:
+    from wordfreq import zipf_frequency
+
+    from agents.tag.words import zipf
+
+    assert zipf(word) == zipf_frequency(word, "en")
