@@ -222,6 +222,39 @@ def watch_remove(watch_id: str) -> None:
     click.echo(f"removed watch {watch_id}")
 
 
+@main.group("eval")
+def evaluate() -> None:
+    """Measure a stage on labelled data (replayed through the stage's own code)."""
+
+
+@evaluate.command("stories")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--label", default="story_id", show_default=True,
+              help="the field holding the true story / event id")
+def eval_stories(path: Path, label: str) -> None:
+    """Replay a labelled JSONL(.gz) file through the dedup index (in published_at order
+    where there is one) and print pairwise and B-cubed precision, recall and F1."""
+    from agents.dedup.evaluate import evaluate_stories
+
+    result = evaluate_stories(path, label)
+    pw, b3 = result["pairwise"], result["bcubed"]
+    click.echo(f"{result['dataset']}: {result['articles']} articles, {result['gold_stories']} "
+               f"true stories, {result['predicted_stories']} predicted")
+    click.echo(f"  pairwise  P {pw['precision']:.3f}  R {pw['recall']:.3f}  F1 {pw['f1']:.3f}")
+    click.echo(f"  B-cubed   P {b3['precision']:.3f}  R {b3['recall']:.3f}  F1 {b3['f1']:.3f}")
+    click.echo(f"  {result['articles_per_second']:.0f} articles/s; verdicts {result['kinds']}")
+
+
+@evaluate.command("duplicates")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def eval_duplicates(path: Path) -> None:
+    """Count body duplicates caught in a JSONL(.gz) file (e.g. the BBC corpus)."""
+    from agents.dedup.evaluate import evaluate_duplicates
+
+    for key, value in evaluate_duplicates(path).items():
+        click.echo(f"  {key}: {value}")
+
+
 @main.command()
 @click.option("--linger", type=float, default=None,
               help="seconds to keep the worker up after the demo (default: until Ctrl-C on a "

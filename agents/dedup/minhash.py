@@ -44,6 +44,7 @@ THRESHOLD = 0.6  # estimated Jaccard needed to call a candidate a near duplicate
 
 _MERSENNE = np.uint64((1 << 61) - 1)
 _MASK32 = np.uint64(0xFFFFFFFF)
+_SHIFT = np.uint64(61)
 _rng = np.random.default_rng(20240531)
 # a < 2**31 and x < 2**32 keep a*x + b below 2**64: no uint64 overflow before the modulo.
 _A = _rng.integers(1, 1 << 31, size=(PERMUTATIONS, 1), dtype=np.uint64)
@@ -68,11 +69,12 @@ def _token_hash(word: str) -> int:
 
 
 def _shingle_hashes(words: list[str]) -> np.ndarray:
-    """Distinct 32-bit hashes of the word shingles (order-sensitive within a shingle)."""
-    get = _TOKEN_HASHES.get
-    hashes = np.fromiter(
-        (get(w) or _token_hash(w) for w in words), dtype=np.uint64, count=len(words)
-    )
+    """32-bit hashes of the word shingles (order-sensitive within a shingle); repeats are
+    left in: they cannot change a minimum."""
+    found = list(map(_TOKEN_HASHES.get, words))  # C-level look-ups; None for new words
+    if None in found:
+        found = [_token_hash(w) if h is None else h for w, h in zip(words, found, strict=True)]
+    hashes = np.array(found, dtype=np.uint64)
     if len(words) < SHINGLE:
         combined = np.zeros(1, dtype=np.uint64)
         for i, h in enumerate(hashes):
@@ -82,7 +84,7 @@ def _shingle_hashes(words: list[str]) -> np.ndarray:
     combined = np.zeros(n, dtype=np.uint64)
     for i in range(SHINGLE):
         combined = ((combined ^ hashes[i : i + n]) * _MIX[i]) & _MASK32
-    return np.unique(combined)
+    return combined
 
 
 def signature(words: list[str]) -> np.ndarray:
@@ -90,8 +92,12 @@ def signature(words: list[str]) -> np.ndarray:
     if not words:
         return _EMPTY.copy()
     x = _shingle_hashes(words)
-    permuted = ((_A * x[np.newaxis, :] + _B) % _MERSENNE) & _MASK32
-    return permuted.min(axis=1).astype(np.uint32)
+    y = _A * x[np.newaxis, :] + _B  # < 2**63: no overflow
+    # y mod (2**61 - 1) without a division: fold the bits above 61 back in (they are < 4),
+    # then subtract the modulus once where the sum reached it. Same values as ``y % M``.
+    y = (y & _MERSENNE) + (y >> _SHIFT)
+    y -= _MERSENNE * (y >= _MERSENNE)
+    return (y & _MASK32).min(axis=1).astype(np.uint32)
 
 
 def similarity(a: np.ndarray, b: np.ndarray) -> float:

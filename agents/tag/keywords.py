@@ -286,7 +286,11 @@ def _idf(word: str) -> float:
 
 
 def _useful(word: str) -> bool:
-    return len(word) >= _MIN_LEN and word not in STOPWORDS and not any(c.isdigit() for c in word)
+    return (
+        len(word) >= _MIN_LEN
+        and word not in STOPWORDS
+        and (word.isalpha() or not any(c.isdigit() for c in word))
+    )
 
 
 def _learn(words: Iterable[str]) -> None:

@@ -26,9 +26,7 @@ def entities() -> EntityTagger:
 
 
 def _seed(name: str) -> tuple[str, str]:
-    path = SEEDS / name
-    if not path.exists():
-        pytest.skip(f"seed {name} not available")
+    path = SEEDS / name  # ../shared/seeds is always beside the repo, in CI too: never skip
     title, _, body = path.read_text(encoding="utf-8").partition("\n")
     return title, body
 
@@ -167,7 +165,7 @@ def test_byline_ending_in_acronym_is_not_a_person(entities: EntityTagger) -> Non
     found = _kinds(entities, "", "Shares of Acme rose, said John Smith CEO of the firm.")
     assert found.get("John Smith") == "person" and "John Smith CEO" not in found
     assert _kinds(entities, "", "Pope John Paul II visited.").get("John Paul II") == "person"
-    assert _kinds(entities, "", "Shares of Ahold NV fell.").get("Ahold NV") == "org"
+    assert _kinds(entities, "", "Dutch group Ahold NV said on Friday it grew.").get("Ahold NV") == "org"
 
 
 def test_place_government_is_the_place(entities: EntityTagger) -> None:
