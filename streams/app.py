@@ -65,11 +65,12 @@ AGENT_MODULES: tuple[str, ...] = (
     "agents.tag.agent",
     "agents.dedup.agent",
     "agents.alert.agent",
+    "streams.lag",
 )
 
 
 def load_agents() -> None:
-    """Import every stage's agent so it registers with ``app``."""
+    """Import every stage's agent (and the lag sampler) so they register with ``app``."""
     for name in AGENT_MODULES:
         importlib.import_module(name)
 

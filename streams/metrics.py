@@ -25,11 +25,15 @@ STAGES: tuple[str, ...] = ("clean", "tag", "dedup", "alert")
 #: (an exact duplicate, or an article that opens or updates no alert).
 OUTCOMES: tuple[str, ...] = ("received", "emitted", "dead_lettered", "dropped")
 DUPLICATE_KINDS: tuple[str, ...] = ("exact", "near")
-ALERT_KINDS: tuple[str, ...] = ("opened", "updated")
+ALERT_KINDS: tuple[str, ...] = ("opened", "updated", "suppressed")
+WEBHOOK_OUTCOMES: tuple[str, ...] = ("delivered", "retried", "failed", "refused")
 
 # Stage work is tens of µs to a few ms; the tail buckets catch a stuck call.
 _STAGE_BUCKETS = (0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
                   0.1, 0.25, 1.0)
+# How old news is when we see it: minutes for a live feed, days for a backfill.
+_AGE_BUCKETS = (60.0, 300.0, 900.0, 3600.0, 4 * 3600.0, 12 * 3600.0, 86400.0, 3 * 86400.0,
+                7 * 86400.0, 30 * 86400.0)
 # Publish-to-alert crosses four topic hops: tens of ms at best, seconds under load.
 _E2E_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
 
@@ -50,25 +54,43 @@ class Metrics:
             "wirewatch_end_to_end_seconds",
             "Seconds from the raw article's publication on news.raw to its alert.",
             buckets=_E2E_BUCKETS, registry=registry)
+        self.article_age_seconds = Histogram(
+            "wirewatch_article_age_seconds",
+            "Age of an article (now minus its published_at) when clean processes it.",
+            buckets=_AGE_BUCKETS, registry=registry)
         self.duplicates = Counter(
             "wirewatch_duplicates_total", "Duplicate articles found by dedup, by kind.",
             ["kind"], registry=registry)
         self.alerts = Counter(
-            "wirewatch_alerts_total", "Alerts emitted, by kind (opened, updated).",
+            "wirewatch_alerts_total",
+            "Alerts by kind: opened, updated, or suppressed by a watch's rate limit.",
             ["kind"], registry=registry)
         self.dead_letters = Counter(
             "wirewatch_dead_letters_total", "Messages sent to the dead-letter topic.",
             ["stage", "reason"], registry=registry)
+        self.webhook_deliveries = Counter(
+            "wirewatch_webhook_deliveries_total", "Webhook delivery attempts by outcome.",
+            ["outcome"], registry=registry)
         self.watches = Gauge(
             "wirewatch_watches", "Watches currently loaded.", registry=registry)
         self.dedup_window_articles = Gauge(
             "wirewatch_dedup_window_articles", "Articles held in the dedup window.",
             registry=registry)
+        self.dedup_stories = Gauge(
+            "wirewatch_dedup_stories", "Stories held in the dedup window.", registry=registry)
         self.open_alerts = Gauge(
             "wirewatch_open_alerts", "Alerts held open for updates.", registry=registry)
         self.last_processed = Gauge(
             "wirewatch_last_processed_timestamp_seconds",
             "Unix time a stage last finished a message.", ["stage"], registry=registry)
+        self.consumer_lag_messages = Gauge(
+            "wirewatch_consumer_lag_messages",
+            "Messages on a partition this worker has not yet read (high watermark - position).",
+            ["topic", "partition"], registry=registry)
+        self.consumer_lag_seconds = Gauge(
+            "wirewatch_consumer_lag_seconds",
+            "How far behind a partition is in time: the age of the last message read while "
+            "messages are waiting, else 0.", ["topic", "partition"], registry=registry)
         self.build_info = Info("wirewatch_build", "wirewatch version.", registry=registry)
         self._precreate()
 
@@ -84,6 +106,8 @@ class Metrics:
             self.duplicates.labels(kind)
         for kind in ALERT_KINDS:
             self.alerts.labels(kind)
+        for outcome in WEBHOOK_OUTCOMES:
+            self.webhook_deliveries.labels(outcome)
 
 
 REGISTRY = CollectorRegistry()

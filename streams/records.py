@@ -20,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import orjson
@@ -107,6 +108,18 @@ class Article:
     duplicate_of: str | None = None
     story: StorySummary | None = None
     schema_version: int = SCHEMA_VERSION
+
+    def published_timestamp(self) -> float | None:
+        """``published_at`` as unix seconds (naive means UTC), or None if absent or unreadable."""
+        if not self.published_at:
+            return None
+        try:
+            parsed = datetime.fromisoformat(self.published_at)
+        except ValueError:
+            return None
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=UTC)
+        return parsed.timestamp()
 
 
 @dataclass(slots=True)

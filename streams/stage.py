@@ -31,6 +31,9 @@ __all__ = ["dead_letter", "guarded", "send", "where"]
 
 log = logging.getLogger("wirewatch.stage")
 
+#: (topic, partition) -> timestamp of the last message a stage finished, for lag in seconds.
+LAST_READ_TIMESTAMP: dict[tuple[str, int], float] = {}
+
 #: Dead letters keep at most this much of the original payload (the size is recorded).
 MAX_DEAD_LETTER_PAYLOAD = 4 * 1024 * 1024
 
@@ -78,6 +81,8 @@ class guarded:
                         exc: BaseException | None, tb: TracebackType | None) -> bool:
         METRICS.processing_seconds.labels(self.stage).observe(time.perf_counter() - self.started)
         METRICS.last_processed.labels(self.stage).set(time.time())
+        msg = self.event.message
+        LAST_READ_TIMESTAMP[(msg.topic, msg.partition)] = msg.timestamp
         if exc is None:
             return False
         if isinstance(exc, RejectedInput):

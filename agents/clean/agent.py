@@ -22,6 +22,9 @@ async def clean_agent(stream: StreamT) -> None:
             article = clean(event.value or b"", key=msg.key, received_at=msg.timestamp,
                             max_bytes=settings.max_message_bytes,
                             max_body_chars=settings.max_body_chars)
-            article.stage_times["clean"] = time.time()
+            article.stage_times["clean"] = now = time.time()
+            published = article.published_timestamp()
+            if published is not None and published <= now:
+                METRICS.article_age_seconds.observe(now - published)
             await send(topics["clean"], article.id, article)
             METRICS.articles.labels("clean", "emitted").inc()

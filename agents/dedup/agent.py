@@ -73,6 +73,7 @@ async def dedup_agent(stream: StreamT) -> None:
                 _persist(_State.index.evict(now))
                 _State.last_evict = now
             METRICS.dedup_window_articles.set(len(_State.index))
+            METRICS.dedup_stories.set(_State.index.story_count)
             if verdict.kind == "exact_duplicate":
                 METRICS.duplicates.labels("exact").inc()
                 METRICS.articles.labels("dedup", "dropped").inc()

@@ -16,14 +16,14 @@
 from __future__ import annotations
 
 import heapq
-import itertools
 import math
 from collections import Counter
 from collections.abc import Iterable
 from operator import itemgetter
-from typing import Any
 
 from wordfreq import zipf_frequency
+
+from streams.text import tokens
 
 __all__ = ["IDF_CEILING", "MIN_IDF", "TOP_TERMS", "idf", "term_vector", "cosine"]
 
@@ -33,6 +33,8 @@ TITLE_BOOST = 2  # an int: counts stay integers
 BIGRAM_WEIGHT = 1.0
 BIGRAM_MIN_IDF = 2.0  # 3.0 halves the bigrams but cost 0.003 B3 F1 on ECB+
 TOP_TERMS = 40
+ENTITY_WEIGHT = 0.0
+ENTITY_PREFIX = "="  # entity terms ("=tara reid") never collide with words or bigrams
 
 _IDF_CACHE: dict[str, float] = {}
 _IDF_CACHE_MAX = 500_000  # bounded: a stream of garbage tokens must not grow memory forever
@@ -49,41 +51,78 @@ def idf(word: str) -> float:
     return value
 
 
-def _counts(title_words: list[str], body_words: list[str]) -> tuple[Counter[str], Counter[Any]]:
-    # Counter and pairwise run in C: only distinct words and pairs reach Python code.
-    words: Counter[str] = Counter(body_words)
-    pairs: Counter[Any] = Counter(itertools.pairwise(body_words))
+_KEPT_IDF: dict[str, float] = {}  # idf(word), or 0.0 for a word the vectors drop
+
+
+def _kept_idf(word: str) -> float:
+    value = idf(word)
+    if value < MIN_IDF or len(word) < 2:
+        value = 0.0
+    if len(_KEPT_IDF) >= _IDF_CACHE_MAX:
+        _KEPT_IDF.clear()
+    _KEPT_IDF[word] = value
+    return value
+
+
+def _counts(title_words: list[str], body_words: list[str]) -> Counter[str]:
+    words: Counter[str] = Counter(body_words)  # Counter runs in C
     for word in title_words:
         words[word] += TITLE_BOOST
-    for pair in itertools.pairwise(title_words):
-        pairs[pair] += TITLE_BOOST
-    return words, pairs
+    return words
 
 
-def term_vector(title_words: list[str], body_words: list[str]) -> dict[str, float]:
-    """Top ``TOP_TERMS`` TF-IDF weights of an article, L2-normalised, heaviest first."""
-    words, pairs = _counts(title_words, body_words)
-    cache = _IDF_CACHE
-    kept: dict[str, float] = {}
-    for word in words:
-        value = cache.get(word)
-        if value is None:
-            value = idf(word)
-        if value >= MIN_IDF and len(word) > 1:
-            kept[word] = value
+def _pair_counts(
+    title_words: list[str], body_words: list[str], heavy: set[str]
+) -> Counter[tuple[str, str]]:
+    """Counts of the adjacent pairs that touch a word of ``heavy`` (title pairs boosted)."""
+    pairs: Counter[tuple[str, str]] = Counter()
+    for words, boost in ((body_words, 1), (title_words, TITLE_BOOST)):
+        last = len(words) - 1
+        for i in [i for i, w in enumerate(words) if w in heavy]:
+            if i > 0:
+                pairs[(words[i - 1], words[i])] += boost
+            if i < last and words[i + 1] not in heavy:  # else counted from i + 1
+                pairs[(words[i], words[i + 1])] += boost
+    return pairs
+
+
+def term_vector(
+    title_words: list[str],
+    body_words: list[str],
+    entities: Iterable[tuple[str, int]] = (),
+) -> dict[str, float]:
+    """Top ``TOP_TERMS`` TF-IDF weights of an article, L2-normalised, heaviest first.
+    ``entities`` are (canonical name, mentions) pairs from the tag stage."""
+    words = _counts(title_words, body_words)
+    cache = _KEPT_IDF
+    values = list(map(cache.get, words))  # C-level look-ups; None for new words
+    if None in values:
+        values = [_kept_idf(w) if v is None else v for w, v in zip(words, values, strict=True)]
+    kept = {w: v for w, v in zip(words, values, strict=True) if v}
     log = math.log
     weights = {w: (1.0 + log(words[w])) * value for w, value in kept.items()}
-    if BIGRAM_WEIGHT > 0:
+    if BIGRAM_WEIGHT > 0 and kept:
+        # A pair occurs at most as often as either word, so (with BIGRAM_WEIGHT <= 1) a
+        # bigram weighs at most as much as its heavier word: a bigram of two words outside
+        # the TOP_TERMS heaviest words cannot reach the top; only the rest are counted.
+        heavy = set(top(weights.items(), TOP_TERMS))
         half = BIGRAM_WEIGHT / 2
         # Only pairs of two kept, adjacent words: a dropped word breaks the phrase.
         rare = {w: v for w, v in kept.items() if v >= BIGRAM_MIN_IDF}
-        for (first, second), n in pairs.items():
+        for (first, second), n in _pair_counts(title_words, body_words, heavy).items():
             a = rare.get(first)
             if a is None:
                 continue
             b = rare.get(second)
             if b is not None:
                 weights[f"{first} {second}"] = (1.0 + log(n)) * (a + b) * half
+    for name, mentions in entities:
+        parts = tokens(name)
+        value = max(map(idf, parts), default=0.0)
+        if value >= MIN_IDF:
+            term = ENTITY_PREFIX + " ".join(parts)
+            weight = ENTITY_WEIGHT * (1.0 + log(max(1, mentions))) * value
+            weights[term] = max(weight, weights.get(term, 0.0))
     return normalised(top(weights.items(), TOP_TERMS))
 
 

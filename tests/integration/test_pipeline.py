@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -89,6 +90,19 @@ def test_seeds_open_then_update_alerts_and_share_a_story(pipeline: Pipeline,
     alerts = pipeline.wait_for("alerts", lambda r: _alerts(r, 6))
     assert [a["kind"] for a in alerts].count("opened") == 2, "no alert re-opened"
     assert pipeline.metric("wirewatch_alerts_total", {"kind": "opened"}) == 2
+
+    # Caught up: the lag sampler (every 5 s) reports 0 for the dedup input.
+    tagged = {"topic": pipeline.topic("tagged"), "partition": "0"}
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            if pipeline.metric("wirewatch_consumer_lag_messages", tagged) == 0:
+                break
+        except AssertionError:  # not sampled yet
+            pass
+        time.sleep(0.5)
+    assert pipeline.metric("wirewatch_consumer_lag_messages", tagged) == 0
+    assert pipeline.metric("wirewatch_consumer_lag_seconds", tagged) == 0
 
 
 BAD_INPUTS: list[tuple[str, bytes]] = [

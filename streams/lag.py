@@ -1,0 +1,42 @@
+"""Consumer lag per topic and partition, sampled from this worker's Faust consumer.
+
+Lag in messages is the high watermark minus the next offset to read; lag in seconds is the
+age of the last message a stage finished while messages are waiting (the usual estimate of
+"how far behind real time"), and 0 when the partition is caught up.
+"""
+
+from __future__ import annotations
+
+import time
+
+from streams.app import app
+from streams.metrics import METRICS
+from streams.stage import LAST_READ_TIMESTAMP
+
+__all__ = ["sample_lag"]
+
+SAMPLE_EVERY_SECONDS = 5.0
+
+
+def _sample() -> None:
+    consumer = app.consumer
+    now = time.time()
+    for tp in consumer.assignment():
+        try:
+            highwater = consumer.highwater(tp)
+        except Exception:  # not fetched from yet: no highwater known
+            continue
+        if highwater is None:
+            continue
+        read = consumer._read_offset.get(tp)  # faust keeps the last offset read per partition
+        behind = max(0, highwater - (read + 1 if read is not None else 0))
+        labels = (tp.topic, str(tp.partition))
+        METRICS.consumer_lag_messages.labels(*labels).set(behind)
+        last = LAST_READ_TIMESTAMP.get((tp.topic, tp.partition))
+        seconds = max(0.0, now - last) if behind and last else 0.0
+        METRICS.consumer_lag_seconds.labels(*labels).set(seconds)
+
+
+@app.timer(SAMPLE_EVERY_SECONDS)
+async def sample_lag() -> None:
+    _sample()
