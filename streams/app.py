@@ -15,6 +15,7 @@ import faust
 from faust.types import TopicT
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from streams.logs import logging_config
 from streams.metrics import METRICS, REGISTRY
 from streams.settings import load_settings
 from streams.topics import TOPICS, topic_name
@@ -48,6 +49,7 @@ app = faust.App(
     # Dead letters carry the original payload, which may be large.
     producer_max_request_size=8 * 1024 * 1024,
     table_cleanup_interval=60.0,
+    logging_config=logging_config(settings.log_format, settings.log_level),
 )
 
 

@@ -44,6 +44,13 @@ def where(event: EventT) -> str:
     return f"{msg.topic}[{msg.partition}]@{msg.offset}"
 
 
+def event_fields(stage: str, event: EventT, **more: Any) -> dict[str, Any]:
+    """Structured log fields of an event (``extra=``): JSON logs show them as keys."""
+    msg = event.message
+    return {"stage": stage, "topic": msg.topic, "partition": msg.partition,
+            "offset": msg.offset, **more}
+
+
 async def dead_letter(stage: str, event: EventT, reason: str, error: str) -> None:
     """Send the event's original message to the dead-letter topic, with why."""
     msg = event.message
@@ -57,7 +64,8 @@ async def dead_letter(stage: str, event: EventT, reason: str, error: str) -> Non
     await topics["deadletter"].send(key=msg.key, value=encode(letter))
     METRICS.dead_letters.labels(stage, reason).inc()
     METRICS.articles.labels(stage, "dead_lettered").inc()
-    log.warning("%s: dead letter %s at %s: %s", stage, reason, where(event), error[:300])
+    log.warning("%s: dead letter %s at %s: %s", stage, reason, where(event), error[:300],
+                extra=event_fields(stage, event, reason=reason))
 
 
 async def send(topic: TopicT, key: str, record: Any) -> None:
@@ -89,7 +97,8 @@ class guarded:
             await dead_letter(self.stage, self.event, exc.reason, exc.message)
             return True
         if isinstance(exc, Exception) and not isinstance(exc, asyncio.CancelledError):
-            log.exception("%s: unexpected error at %s", self.stage, where(self.event))
+            log.exception("%s: unexpected error at %s", self.stage, where(self.event),
+                          extra=event_fields(self.stage, self.event))
             await dead_letter(self.stage, self.event, "internal_error",
                               f"{type(exc).__name__}: {exc}")
             return True

@@ -20,7 +20,7 @@ from agents.watch_feed import ready, registry
 from streams.app import app, settings, topics
 from streams.metrics import METRICS
 from streams.records import Article, decode, encode
-from streams.stage import guarded, where
+from streams.stage import event_fields, guarded, where
 from streams.topics import TOPICS
 
 __all__ = ["alert_agent"]
@@ -86,7 +86,9 @@ async def alert_agent(stream: StreamT) -> None:
                 METRICS.alerts.labels(kind).inc()
                 METRICS.end_to_end_seconds.observe(max(0.0, now - article.received_at))
                 log.info("alert %s %s (watch %r, story %s) at %s", alert.alert_id, alert.kind,
-                         hit.watch_name, alert.story_id, where(event))
+                         hit.watch_name, alert.story_id, where(event),
+                         extra=event_fields("alert", event, alert_id=alert.alert_id,
+                                            watch_id=hit.watch_id, story_id=alert.story_id))
                 emitted += 1
             if emitted:
                 alert_table[key] = _dump(states, event.message.partition, now)

@@ -16,7 +16,7 @@ from agents.dedup import DedupIndex
 from streams.app import app, settings, topics
 from streams.metrics import METRICS
 from streams.records import Article, decode
-from streams.stage import guarded, send, where
+from streams.stage import event_fields, guarded, send, where
 
 __all__ = ["dedup_agent"]
 
@@ -78,14 +78,16 @@ async def dedup_agent(stream: StreamT) -> None:
                 METRICS.duplicates.labels("exact").inc()
                 METRICS.articles.labels("dedup", "dropped").inc()
                 log.info("exact duplicate %s of %s dropped at %s", article.id,
-                         verdict.duplicate_of, where(event))
+                         verdict.duplicate_of, where(event),
+                         extra=event_fields("dedup", event, article_id=article.id))
                 continue
             if verdict.kind == "near_duplicate":
                 METRICS.duplicates.labels("near").inc()
             elif verdict.kind == "redelivery":
                 # Same message after a crash: its first send may be lost, so send it again
                 # with the same ids; downstream (alert) ignores an article it has seen.
-                log.info("redelivered %s re-emitted at %s", article.id, where(event))
+                log.info("redelivered %s re-emitted at %s", article.id, where(event),
+                         extra=event_fields("dedup", event, article_id=article.id))
             article.story_id = verdict.story_id
             article.duplicate_of = verdict.duplicate_of
             article.story = verdict.story

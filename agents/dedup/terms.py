@@ -15,7 +15,6 @@
 
 from __future__ import annotations
 
-import heapq
 import math
 from collections import Counter
 from collections.abc import Iterable
@@ -105,7 +104,11 @@ def term_vector(
         # A pair occurs at most as often as either word, so (with BIGRAM_WEIGHT <= 1) a
         # bigram weighs at most as much as its heavier word: a bigram of two words outside
         # the TOP_TERMS heaviest words cannot reach the top; only the rest are counted.
-        heavy = set(top(weights.items(), TOP_TERMS))
+        if len(weights) > TOP_TERMS:
+            floor = sorted(weights.values(), reverse=True)[TOP_TERMS - 1]
+            heavy = {w for w, x in weights.items() if x >= floor}  # ties: a few more
+        else:
+            heavy = set(weights)
         half = BIGRAM_WEIGHT / 2
         # Only pairs of two kept, adjacent words: a dropped word breaks the phrase.
         rare = {w: v for w, v in kept.items() if v >= BIGRAM_MIN_IDF}
@@ -129,7 +132,9 @@ def term_vector(
 def top(items: Iterable[tuple[str, float]], k: int) -> dict[str, float]:
     """The k heaviest terms, heaviest first. Ties keep input order, which is a function of
     the input (text order, or a centroid's persisted order), so results are deterministic."""
-    return dict(heapq.nlargest(k, items, key=itemgetter(1)))
+    # == heapq.nlargest(k, ...) (documented equivalent, ties included), but a C-level sort
+    # is ~2x faster for the few hundred items of an article or a centroid update.
+    return dict(sorted(items, key=itemgetter(1), reverse=True)[:k])
 
 
 def normalised(vec: dict[str, float]) -> dict[str, float]:

@@ -121,7 +121,7 @@ BAD_INPUTS: list[tuple[str, bytes]] = [
 
 def test_bad_input_is_dead_lettered_and_the_stream_goes_on(pipeline: Pipeline) -> None:
     put_watch(pipeline.settings, "Taiwan Strait")
-    pipeline.start_worker(WIREWATCH_MAX_MESSAGE_BYTES="200000")
+    pipeline.start_worker(WIREWATCH_MAX_MESSAGE_BYTES="200000", WIREWATCH_LOG_FORMAT="json")
     good = orjson.dumps({"id": "good-after-bad", "source": "Test Wire",
                          "title": "Patrols in the Taiwan Strait",
                          "text": "Coast guard ships patrolled the Taiwan Strait on Monday."})
@@ -140,3 +140,9 @@ def test_bad_input_is_dead_lettered_and_the_stream_goes_on(pipeline: Pipeline) -
     assert alerts[0]["article_id"] == "good-after-bad"
     assert pipeline.metric("wirewatch_dead_letters_total",
                            {"stage": "clean", "reason": "not_an_object"}) == 2
+
+    # JSON logs: one object per line, dead letters with their position as fields.
+    lines = [orjson.loads(line) for line in pipeline.log().splitlines() if line.startswith("{")]
+    dead = [entry for entry in lines if entry.get("reason") == "malformed_json"]
+    assert dead and dead[0]["topic"] == pipeline.topic("raw") and dead[0]["stage"] == "clean"
+    assert isinstance(dead[0]["partition"], int) and isinstance(dead[0]["offset"], int)
