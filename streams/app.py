@@ -67,6 +67,8 @@ AGENT_MODULES: tuple[str, ...] = (
     "agents.tag.agent",
     "agents.dedup.agent",
     "agents.alert.agent",
+    "agents.webhook.agent",
+    "agents.watch_api",
     "streams.lag",
 )
 

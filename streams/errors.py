@@ -97,7 +97,8 @@ class BadRecord(RejectedInput):
 
 
 #: Every reason code a dead letter can carry, so metrics can pre-create their label sets.
-#: "internal_error" is an unexpected exception in our own code (a bug), still dead-lettered.
+#: "webhook_*" come from the webhook sink (agents/webhook). "internal_error" is an unexpected
+#: exception in our own code (a bug), still dead-lettered.
 REJECTION_REASONS: tuple[str, ...] = (
     TooLarge.reason,
     BadEncoding.reason,
@@ -107,5 +108,7 @@ REJECTION_REASONS: tuple[str, ...] = (
     WrongFieldType.reason,
     EmptyBody.reason,
     BadRecord.reason,
+    "webhook_refused",
+    "webhook_failed",
     "internal_error",
 )

@@ -19,13 +19,13 @@ disable_created_metrics()
 
 __all__ = ["METRICS", "OUTCOMES", "REGISTRY", "STAGES", "Metrics"]
 
-STAGES: tuple[str, ...] = ("clean", "tag", "dedup", "alert")
+STAGES: tuple[str, ...] = ("clean", "tag", "dedup", "alert", "webhook")
 #: received: read from the input topic; emitted: written to the output topic;
 #: dead_lettered: sent to the dead-letter topic; dropped: deliberately not forwarded
 #: (an exact duplicate, or an article that opens or updates no alert).
 OUTCOMES: tuple[str, ...] = ("received", "emitted", "dead_lettered", "dropped")
 DUPLICATE_KINDS: tuple[str, ...] = ("exact", "near")
-ALERT_KINDS: tuple[str, ...] = ("opened", "updated", "suppressed")
+ALERT_KINDS: tuple[str, ...] = ("opened", "updated", "suppressed", "summary")
 WEBHOOK_OUTCOMES: tuple[str, ...] = ("delivered", "retried", "failed", "refused")
 
 # Stage work is tens of µs to a few ms; the tail buckets catch a stuck call.
@@ -63,7 +63,8 @@ class Metrics:
             ["kind"], registry=registry)
         self.alerts = Counter(
             "wirewatch_alerts_total",
-            "Alerts by kind: opened, updated, or suppressed by a watch's rate limit.",
+            "Alerts by kind: opened, updated, suppressed (held by a watch's rate limit), and "
+            "summary (one per held burst).",
             ["kind"], registry=registry)
         self.dead_letters = Counter(
             "wirewatch_dead_letters_total", "Messages sent to the dead-letter topic.",

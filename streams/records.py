@@ -124,10 +124,11 @@ class Article:
 
 @dataclass(slots=True)
 class Alert:
-    """One alert per watch and story: ``kind`` is "opened" the first time, then "update"."""
+    """One alert per watch and story: ``kind`` is "opened" the first time, then "update";
+    "summary" folds a burst that a watch's rate limit held back (see agents/alert/ratelimit)."""
 
     alert_id: str
-    kind: str  # "opened" | "update"
+    kind: str  # "opened" | "update" | "summary"
     revision: int  # 1 when opened, +1 per update: (alert_id, revision) is unique
     watch_id: str
     watch_name: str
@@ -144,17 +145,22 @@ class Alert:
     opened_at: float
     updated_at: float
     received_at: float  # of the article that caused this revision, for end-to-end latency
+    story_ids: list[str] = field(default_factory=list)  # kind "summary": the stories held
+    held_alerts: int = 0  # kind "summary": how many alerts the rate limit held back
     schema_version: int = SCHEMA_VERSION
 
 
 @dataclass(slots=True)
 class Watch:
-    """A watched topic. ``query`` is a phrase, or several phrases separated by " OR "."""
+    """A watched topic: a query (see agents/watches.py), and optionally where to POST its
+    alerts and how many alerts it may raise per rate window (None: the configured default)."""
 
     id: str
     name: str
     query: str
     created_at: float = 0.0
+    webhook_url: str | None = None
+    rate_limit: int | None = None
     schema_version: int = SCHEMA_VERSION
 
 

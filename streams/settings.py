@@ -18,6 +18,12 @@ would silently override code, so wirewatch never uses those names.
 | WIREWATCH_ALERT_WINDOW_HOURS | 72 | how long an alert stays open for updates |
 | WIREWATCH_ALERT_MAX_OPEN | 100000 | size cap of open alerts |
 | WIREWATCH_PRODUCER_LINGER_MS | 2 | producer batching delay; trades latency for throughput |
+| WIREWATCH_API_TOKEN | (empty) | bearer token for the worker's HTTP write calls; empty disables them |
+| WIREWATCH_ALERT_RATE_LIMIT | 20 | alerts per watch per window before a burst is folded into a summary |
+| WIREWATCH_ALERT_RATE_WINDOW_SECONDS | 300 | the rate limit's window |
+| WIREWATCH_WEBHOOK_TIMEOUT_SECONDS | 5 | per webhook POST |
+| WIREWATCH_WEBHOOK_ATTEMPTS | 4 | POSTs before an alert is dead-lettered (backoff 0.5 s, 1 s, 2 s...) |
+| WIREWATCH_WEBHOOK_ALLOW | (empty) | hosts or CIDRs (comma list) webhooks may reach though private |
 | WIREWATCH_SESSION_TIMEOUT_SECONDS | 30 | a crashed worker's partitions move to the others after this |
 | WIREWATCH_COMMIT_INTERVAL_SECONDS | 2.8 | how often consumed offsets are committed |
 | WIREWATCH_REPLICATION_FACTOR | 1 | replication of the topics wirewatch creates (3 in production) |
@@ -57,6 +63,12 @@ class Settings:
     alert_window_hours: float = 72.0
     alert_max_open: int = 100_000
     producer_linger_ms: int = 2
+    api_token: str = ""
+    alert_rate_limit: int = 20
+    alert_rate_window_seconds: float = 300.0
+    webhook_timeout_seconds: float = 5.0
+    webhook_attempts: int = 4
+    webhook_allow: str = ""
     session_timeout_seconds: float = 30.0
     commit_interval_seconds: float = 2.8
     replication_factor: int = 1

@@ -16,6 +16,7 @@ import orjson
 from faust.types import EventT, StreamT
 
 from agents.alert.core import AlertState, decide
+from agents.alert.ratelimit import RateLimiter
 from agents.watch_feed import ready, registry
 from streams.app import app, settings, topics
 from streams.metrics import METRICS
@@ -64,6 +65,21 @@ def _evict(event: EventT, now: float) -> None:
     METRICS.open_alerts.set(len(alert_table))
 
 
+limiter = RateLimiter(window=settings.alert_rate_window_seconds,
+                      default_limit=settings.alert_rate_limit)
+
+
+@app.timer(5.0)
+async def send_summaries() -> None:
+    """Fold each burst the rate limit held back into one summary alert."""
+    for summary in limiter.due_summaries(time.time()):
+        await topics["alerts"].send(key=summary.watch_id.encode("utf-8"), value=encode(summary))
+        METRICS.alerts.labels("summary").inc()
+        log.info("summary of %d held alert(s) for watch %s", summary.held_alerts,
+                 summary.watch_id, extra={"alert_id": summary.alert_id,
+                                          "watch_id": summary.watch_id})
+
+
 @app.agent(topics["stories"])
 async def alert_agent(stream: StreamT) -> None:
     await ready.wait()
@@ -75,12 +91,18 @@ async def alert_agent(stream: StreamT) -> None:
             states = _load(alert_table.get(key))
             emitted = 0
             for hit in article.watch_hits:
-                if registry.get(hit.watch_id) is None:
+                watch = registry.get(hit.watch_id)
+                if watch is None:
                     continue  # removed after tagging
                 result = decide(states.get(hit.watch_id), article, hit, now)
                 if result is None:
                     continue
                 states[hit.watch_id], alert = result
+                emitted += 1
+                if not limiter.admit(hit.watch_id, now, watch.rate_limit):
+                    limiter.hold(alert, now)  # state moves on; the summary reports it
+                    METRICS.alerts.labels("suppressed").inc()
+                    continue
                 await topics["alerts"].send(key=hit.watch_id.encode("utf-8"), value=encode(alert))
                 kind = "opened" if alert.kind == "opened" else "updated"
                 METRICS.alerts.labels(kind).inc()
@@ -89,7 +111,6 @@ async def alert_agent(stream: StreamT) -> None:
                          hit.watch_name, alert.story_id, where(event),
                          extra=event_fields("alert", event, alert_id=alert.alert_id,
                                             watch_id=hit.watch_id, story_id=alert.story_id))
-                emitted += 1
             if emitted:
                 alert_table[key] = _dump(states, event.message.partition, now)
             METRICS.articles.labels("alert", "emitted" if emitted else "dropped").inc()

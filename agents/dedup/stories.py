@@ -32,7 +32,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from agents.dedup.terms import top
+from agents.dedup.terms import ENTITY_PREFIX, top
 
 __all__ = ["THRESHOLD", "TITLE_ONLY_THRESHOLD", "CENTROID_TERMS", "Story", "StoryClusterer"]
 
@@ -44,6 +44,7 @@ QUERY_TERMS = 12
 SHORTLIST = 8
 TIME_SCALE = 24 * 3600.0
 MAX_SOURCES = 50
+ENTITY_AGREEMENT = 0.0
 
 
 @dataclass(slots=True)
@@ -55,6 +56,7 @@ class Story:
     sources: list[str] = field(default_factory=list)
     centroid: dict[str, float] = field(default_factory=dict)
     norm: float = 0.0
+    entity_norm: float = 0.0  # norm of the centroid's entity terms
     published_first: float | None = None  # range of its dated articles' publication times
     published_last: float | None = None
 
@@ -80,6 +82,7 @@ class Story:
             sources=[str(s) for s in data["src"]],
             centroid=centroid,
             norm=_norm(centroid),
+            entity_norm=_entity_norm(centroid),
             published_first=data.get("pf"),
             published_last=data.get("pl"),
         )
@@ -87,6 +90,10 @@ class Story:
 
 def _norm(vec: dict[str, float]) -> float:
     return math.sqrt(sum(w * w for w in vec.values()))
+
+
+def _entity_norm(vec: dict[str, float]) -> float:
+    return math.sqrt(sum(w * w for t, w in vec.items() if t.startswith(ENTITY_PREFIX)))
 
 
 def _time_factor(story: Story, t: float | None) -> float:
@@ -112,10 +119,17 @@ class StoryClusterer:
         """The story this article vector belongs to (or None) and its score."""
         best_id: str | None = None
         best_score = 0.0
+        entities = {term: w for term, w in vec.items() if term.startswith(ENTITY_PREFIX)}
+        entity_norm = _norm(entities)
         for story_id in self._shortlist(vec):
             story = self.stories[story_id]
-            dot = sum(w * story.centroid.get(term, 0.0) for term, w in vec.items())
+            centroid = story.centroid
+            dot = sum(w * centroid.get(term, 0.0) for term, w in vec.items())
             score = dot / story.norm * _time_factor(story, t)
+            if entity_norm and story.entity_norm and ENTITY_AGREEMENT:
+                agreement = sum(w * centroid.get(term, 0.0) for term, w in entities.items())
+                agreement /= entity_norm * story.entity_norm
+                score *= 1.0 - ENTITY_AGREEMENT + ENTITY_AGREEMENT * agreement
             if score > best_score or (score == best_score and best_id and story_id < best_id):
                 best_id, best_score = story_id, score
         if best_score < (TITLE_ONLY_THRESHOLD if title_only else THRESHOLD):
@@ -182,6 +196,7 @@ class StoryClusterer:
         self._unindex(story.story_id, [t for t in story.centroid if t not in centroid])
         story.centroid = centroid
         story.norm = _norm(centroid)
+        story.entity_norm = _entity_norm(centroid)
         self._index(story.story_id, centroid)
 
     def _index(self, story_id: str, centroid: dict[str, float]) -> None:

@@ -34,7 +34,8 @@ def _bbc_politics(n: int) -> list[bytes]:
 def test_kill_9_mid_stream_loses_nothing_and_opens_no_alert_twice(pipeline: Pipeline) -> None:
     put_watch(pipeline.settings, "Labour")
     put_watch(pipeline.settings, "Tories", '"Tory" OR "Tories" OR "Conservatives"')
-    crash_env = {"WIREWATCH_SESSION_TIMEOUT_SECONDS": "6"}
+    # No rate limit here: every revision must reach the topic for the gap check below.
+    crash_env = {"WIREWATCH_SESSION_TIMEOUT_SECONDS": "6", "WIREWATCH_ALERT_RATE_LIMIT": "100000"}
     pipeline.start_worker(**crash_env)
     articles = _bbc_politics(ARTICLES)
     ids = {orjson.loads(a)["id"] for a in articles}

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import json
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 from typing import Any
 
 import orjson
+import pytest
 
 from streams.client import put_watch
 from tests.conftest import SEED_000, SEED_003
@@ -140,6 +143,14 @@ def test_bad_input_is_dead_lettered_and_the_stream_goes_on(pipeline: Pipeline) -
     assert alerts[0]["article_id"] == "good-after-bad"
     assert pipeline.metric("wirewatch_dead_letters_total",
                            {"stage": "clean", "reason": "not_an_object"}) == 2
+
+    # Without WIREWATCH_API_TOKEN, the HTTP write calls are disabled.
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{pipeline.workers[0][1]}/watches/", method="POST",
+        data=b'{"name": "x"}')
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request, timeout=10)
+    assert refused.value.code == 403
 
     # JSON logs: one object per line, dead letters with their position as fields.
     lines = [orjson.loads(line) for line in pipeline.log().splitlines() if line.startswith("{")]

@@ -1,0 +1,106 @@
+"""Watch management over HTTP on every worker.
+
+    GET    /watches/             list the watches this worker has loaded
+    POST   /watches/             {"name": ..., "query": ..., "webhook_url"?: ..., "rate_limit"?: n}
+    DELETE /watches/{watch_id}/  remove a watch
+
+Writes go to the compacted ``news.watches`` topic, so every worker (this one included)
+picks them up from there within a second, exactly as with ``wirewatch watch add``. Write
+calls need ``Authorization: Bearer $WIREWATCH_API_TOKEN``; with no token configured they
+are disabled (403), so a worker never exposes an unauthenticated write endpoint.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hmac
+from typing import Any
+
+import orjson
+from faust import web
+
+from agents.watch_feed import registry
+from agents.watches import make_watch
+from agents.webhook.core import refusal_reason
+from streams.app import app, settings, topics
+from streams.errors import WatchError
+from streams.records import encode
+
+__all__ = ["WatchesView", "WatchView"]
+
+MAX_BODY_BYTES = 64 * 1024
+
+
+def _refusal(view: web.View, request: web.Request) -> web.Response | None:
+    """A 401/403 response unless the request carries the configured bearer token."""
+    if not settings.api_token:
+        return view.json({"error": "write calls are disabled: set WIREWATCH_API_TOKEN"},
+                         status=403)
+    given = request.headers.get("Authorization", "")
+    expected = f"Bearer {settings.api_token}"
+    if not hmac.compare_digest(given.encode(), expected.encode()):
+        return view.json({"error": "missing or wrong bearer token"}, status=401,
+                         headers={"WWW-Authenticate": "Bearer"})
+    return None
+
+
+def _watch_json(watch: Any) -> dict[str, Any]:
+    return dataclasses.asdict(watch)
+
+
+@app.page("/watches/")
+class WatchesView(web.View):
+    async def get(self, request: web.Request, **kwargs: Any) -> web.Response:
+        watches = sorted(registry.matcher.watches.values(), key=lambda w: w.name.lower())
+        return self.json({"watches": [_watch_json(w) for w in watches]})
+
+    async def post(self, request: web.Request, **kwargs: Any) -> web.Response:
+        refused = _refusal(self, request)
+        if refused is not None:
+            return refused
+        body = await request.read()
+        if len(body) > MAX_BODY_BYTES:
+            return self.json({"error": f"body over {MAX_BODY_BYTES} bytes"}, status=413)
+        try:
+            data = orjson.loads(body)
+            if not isinstance(data, dict) or not isinstance(data.get("name"), str):
+                raise WatchError('expected a JSON object with a string "name"')
+            query = data.get("query")
+            if query is not None and not isinstance(query, str):
+                raise WatchError('"query" must be a string')
+            watch = make_watch(data["name"], query)
+            watch = _with_options(watch, data)
+            refused = watch.webhook_url and await refusal_reason(watch.webhook_url,
+                                                                 settings.webhook_allow)
+            if refused:
+                raise WatchError(f"webhook refused: {refused}")
+        except (orjson.JSONDecodeError, WatchError) as exc:
+            return self.json({"error": str(exc)}, status=400)
+        await topics["watches"].send(key=watch.id.encode(), value=encode(watch))
+        return self.json(_watch_json(watch), status=201)
+
+
+def _with_options(watch: Any, data: dict[str, Any]) -> Any:
+    webhook, limit = data.get("webhook_url"), data.get("rate_limit")
+    if webhook is not None and not (isinstance(webhook, str) and
+                                    webhook.startswith(("http://", "https://"))):
+        raise WatchError('"webhook_url" must be an http(s) URL')
+    if limit is not None and not (isinstance(limit, int) and limit > 0):
+        raise WatchError('"rate_limit" must be a positive integer')
+    return dataclasses.replace(watch, webhook_url=webhook, rate_limit=limit)
+
+
+@app.page("/watches/{watch_id}/")
+class WatchView(web.View):
+    async def get(self, request: web.Request, watch_id: str, **kwargs: Any) -> web.Response:
+        watch = registry.get(watch_id)
+        if watch is None:
+            return self.json({"error": f"no watch {watch_id}"}, status=404)
+        return self.json(_watch_json(watch))
+
+    async def delete(self, request: web.Request, watch_id: str, **kwargs: Any) -> web.Response:
+        refused = _refusal(self, request)
+        if refused is not None:
+            return refused
+        await topics["watches"].send(key=watch_id.encode(), value=None)
+        return self.json({"removed": watch_id})
