@@ -6,12 +6,12 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test setup broker-jars lint bench clean
+.PHONY: demo test setup broker-jars prometheus-tools lint bench clean
 
 demo: setup broker-jars
 	$(BIN)/wirewatch demo
 
-test: setup broker-jars
+test: setup broker-jars prometheus-tools
 	$(BIN)/pytest
 
 setup: $(STAMP)
@@ -21,6 +21,27 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
+
+# Debian's prometheus package (prometheus + promtool) for tests/ops, installed once when
+# missing (root, or sudo). A temporary policy-rc.d keeps the package from starting its own
+# server (there is no systemd here anyway); the output goes to a log shown only on failure.
+PROM_LOG := $(or $(TMPDIR),/tmp)/wirewatch-apt-prometheus.log
+SUDO     := $(if $(filter 0,$(shell id -u)),,sudo)
+
+prometheus-tools:
+	@if [ -x /usr/bin/prometheus ] && [ -x /usr/bin/promtool ]; then exit 0; fi; \
+	echo "installing Debian's prometheus package (prometheus, promtool)..."; \
+	made_policy=; \
+	if [ ! -e /usr/sbin/policy-rc.d ]; then \
+	  printf '#!/bin/sh\nexit 101\n' | $(SUDO) tee /usr/sbin/policy-rc.d >/dev/null && \
+	  $(SUDO) chmod 755 /usr/sbin/policy-rc.d && made_policy=1; \
+	fi; \
+	{ $(SUDO) apt-get update -qq && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	    --no-install-recommends prometheus; } >$(PROM_LOG) 2>&1; status=$$?; \
+	if [ -n "$$made_policy" ]; then $(SUDO) rm -f /usr/sbin/policy-rc.d; fi; \
+	if [ $$status -ne 0 ]; then cat $(PROM_LOG); exit $$status; fi; \
+	/usr/bin/promtool --version | head -n 1
 
 # Fetches Apache Kafka's jars from Maven Central into ~/.cache/wirewatch once.
 broker-jars: setup

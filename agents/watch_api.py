@@ -1,17 +1,21 @@
 """Watch management over HTTP on every worker.
 
     GET    /watches/             list the watches this worker has loaded
-    POST   /watches/             {"name": ..., "query": ..., "webhook_url"?: ..., "rate_limit"?: n}
+    POST   /watches/             {"name": ..., "query": ..., "webhook_url"?: ..., "rate_limit"?: n,
+                                  "backfill"?: true}
     DELETE /watches/{watch_id}/  remove a watch
 
-Writes go to the compacted ``news.watches`` topic, so every worker (this one included)
-picks them up from there within a second, exactly as with ``wirewatch watch add``. Write
+``"backfill": true`` also matches the new watch against the stories still in the dedup
+window and alerts on them (agents/alert/backfill.py). Writes go to the compacted
+``news.watches`` topic, so every worker (this one included) picks them up from there
+within a second, exactly as with ``wirewatch watch add``. Write
 calls need ``Authorization: Bearer $WIREWATCH_API_TOKEN``; with no token configured they
 are disabled (403), so a worker never exposes an unauthenticated write endpoint.
 """
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import hmac
 from typing import Any
@@ -19,6 +23,7 @@ from typing import Any
 import orjson
 from faust import web
 
+from agents.alert.backfill import backfill
 from agents.watch_feed import registry
 from agents.watches import make_watch
 from agents.webhook.core import refusal_reason
@@ -29,6 +34,7 @@ from streams.records import encode
 __all__ = ["WatchesView", "WatchView"]
 
 MAX_BODY_BYTES = 64 * 1024
+_running: set[asyncio.Task[int]] = set()  # keeps background backfills from being collected
 
 
 def _refusal(view: web.View, request: web.Request) -> web.Response | None:
@@ -77,7 +83,14 @@ class WatchesView(web.View):
         except (orjson.JSONDecodeError, WatchError) as exc:
             return self.json({"error": str(exc)}, status=400)
         await topics["watches"].send(key=watch.id.encode(), value=encode(watch))
-        return self.json(_watch_json(watch), status=201)
+        reply = _watch_json(watch)
+        if data.get("backfill") is True:
+            # In the background: the reply must not wait for a read of the whole window.
+            task = asyncio.create_task(backfill(settings, watch))
+            _running.add(task)
+            task.add_done_callback(_running.discard)
+            reply["backfill"] = "started"
+        return self.json(reply, status=201)
 
 
 def _with_options(watch: Any, data: dict[str, Any]) -> Any:

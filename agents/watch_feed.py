@@ -31,14 +31,15 @@ ready = asyncio.Event()
 METRICS.watches.set(len(registry))
 
 
-def _apply(key: bytes | None, value: bytes | None, where: str) -> None:
+def _stage(key: bytes | None, value: bytes | None, where: str) -> None:
+    """Record one change; the matcher is rebuilt once per batch, off the event loop."""
     if key is None:
         log.warning("watch without a key at %s ignored", where)
         return
     watch_id = key.decode("utf-8", "replace")
     try:
         watch = None if value is None else decode(Watch, value)
-        registry.apply(watch_id, watch)
+        registry.stage(watch_id, watch)
     except (BadRecord, WatchError) as exc:
         log.warning("invalid watch %s at %s ignored: %s", watch_id, where, exc)
         return
@@ -67,7 +68,10 @@ async def _follow_once(topic: str) -> None:
             batches = await consumer.getmany(timeout_ms=200)
             for tp, messages in batches.items():
                 for msg in messages:
-                    _apply(msg.key, msg.value, f"{tp.topic}[{tp.partition}]@{msg.offset}")
+                    _stage(msg.key, msg.value, f"{tp.topic}[{tp.partition}]@{msg.offset}")
+            if batches:
+                # 100,000 watches take about a second to compile: never on the loop thread.
+                await registry.rebuild_async()
             if not ready.is_set() and await _caught_up(consumer, end):
                 ready.set()
                 log.info("watches ready: %d loaded", len(registry))

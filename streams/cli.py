@@ -192,15 +192,26 @@ def watch() -> None:
 @watch.command("add")
 @click.argument("name")
 @click.argument("query", required=False)
-def watch_add(name: str, query: str | None) -> None:
-    """Add (or replace) a watch; QUERY defaults to NAME. Phrases may be joined by ' OR '."""
+@click.option("--webhook", help="POST this watch's alerts to this http(s) URL")
+@click.option("--rate-limit", type=int, help="alerts per rate window before a summary")
+@click.option("--backfill", is_flag=True,
+              help="also alert on the stories still in the dedup window")
+def watch_add(name: str, query: str | None, webhook: str | None, rate_limit: int | None,
+              backfill: bool) -> None:
+    """Add (or replace) a watch; QUERY defaults to NAME (see the README's query language)."""
     from streams.client import put_watch
 
+    settings = _settings_with_broker()
     try:
-        new = put_watch(_settings_with_broker(), name, query)
+        new = put_watch(settings, name, query, webhook_url=webhook, rate_limit=rate_limit)
     except WatchError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"added watch {new.id}: {new.name} = {new.query}")
+    if backfill:
+        from agents.alert.backfill import backfill as run_backfill
+
+        count = asyncio.run(run_backfill(settings, new))
+        click.echo(f"backfill: {count} recent article(s) hit it; their alerts follow")
 
 
 @watch.command("list")

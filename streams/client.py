@@ -7,6 +7,7 @@ milliseconds and never joins the workers' consumer group.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import AsyncIterator, Iterable
 
@@ -106,9 +107,11 @@ def _latest_watches(bootstrap: str, topic: str) -> dict[str, Watch]:
     return asyncio.run(run())
 
 
-def put_watch(settings: Settings, name: str, query: str | None = None) -> Watch:
+def put_watch(settings: Settings, name: str, query: str | None = None, *,
+              webhook_url: str | None = None, rate_limit: int | None = None) -> Watch:
     """Validate and publish a watch to news.watches; every worker picks it up."""
-    watch = make_watch(name, query)
+    watch = dataclasses.replace(make_watch(name, query), webhook_url=webhook_url,
+                                rate_limit=rate_limit)
     ensure_topics(settings, replication=settings.replication_factor)
     asyncio.run(publish(bootstrap_servers(settings), topic_name(settings, "watches"),
                         [(watch.id.encode(), encode(watch))]))

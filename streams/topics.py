@@ -38,6 +38,9 @@ TOPICS: dict[str, TopicSpec] = {
     "tagged": TopicSpec("news.tagged", 1, {"retention.ms": str(WEEK_MS)}),
     "stories": TopicSpec("news.stories", 4, {"retention.ms": str(WEEK_MS)}),
     "alerts": TopicSpec("news.alerts", 4, {"retention.ms": str(4 * WEEK_MS)}),
+    # Internal: a new watch's hits among recent stories, for the alert agent. Same key and
+    # partition count as news.stories, so the alert table stays co-partitioned with both.
+    "backfill": TopicSpec("news.backfill", 4, {"retention.ms": str(WEEK_MS)}),
     "watches": TopicSpec("news.watches", 1, {"cleanup.policy": "compact"}),
     "deadletter": TopicSpec("news.deadletter", 1, {"retention.ms": str(4 * WEEK_MS)}),
 }

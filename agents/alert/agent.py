@@ -22,7 +22,7 @@ from streams.app import app, settings, topics
 from streams.metrics import METRICS
 from streams.records import Article, decode, encode
 from streams.stage import event_fields, guarded, where
-from streams.topics import TOPICS
+from streams.topics import TOPICS, topic_name
 
 __all__ = ["alert_agent"]
 
@@ -80,7 +80,13 @@ async def send_summaries() -> None:
                                           "watch_id": summary.watch_id})
 
 
-@app.agent(topics["stories"])
+# Live stories and backfilled hits (agents/alert/backfill.py) go through the same logic.
+stories_and_backfill = app.topic(topic_name(settings, "stories"),
+                                 topic_name(settings, "backfill"), key_type=bytes,
+                                 value_type=bytes, key_serializer="raw", value_serializer="raw")
+
+
+@app.agent(stories_and_backfill)
 async def alert_agent(stream: StreamT) -> None:
     await ready.wait()
     async for event in stream.events():

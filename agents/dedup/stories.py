@@ -45,6 +45,7 @@ SHORTLIST = 8
 TIME_SCALE = 24 * 3600.0
 MAX_SOURCES = 50
 ENTITY_AGREEMENT = 0.0
+TITLE_SCORE = "cos"
 
 
 @dataclass(slots=True)
@@ -125,7 +126,14 @@ class StoryClusterer:
             story = self.stories[story_id]
             centroid = story.centroid
             dot = sum(w * centroid.get(term, 0.0) for term, w in vec.items())
-            score = dot / story.norm * _time_factor(story, t)
+            if title_only and TITLE_SCORE == "proj":
+                sub = math.sqrt(sum(centroid.get(term, 0.0) ** 2 for term in vec))
+                score = dot / sub if sub else 0.0
+            elif title_only and TITLE_SCORE == "mean":
+                score = dot / story.count
+            else:
+                score = dot / story.norm
+            score *= _time_factor(story, t)
             if entity_norm and story.entity_norm and ENTITY_AGREEMENT:
                 agreement = sum(w * centroid.get(term, 0.0) for term, w in entities.items())
                 agreement /= entity_norm * story.entity_norm

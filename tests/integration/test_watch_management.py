@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 import urllib.error
@@ -13,6 +14,8 @@ from typing import Any
 import orjson
 import pytest
 
+from agents.alert.backfill import backfill
+from streams.client import put_watch
 from tests.conftest import SEED_000, SEED_003
 from tests.integration.harness import Pipeline
 
@@ -107,3 +110,20 @@ def test_watches_over_http_webhooks_and_rate_limit(pipeline: Pipeline, receiver:
     while len(call(port, "GET", "/watches/")[1]["watches"]) != 1:
         assert time.monotonic() < deadline, "the removal must reach the worker"
         time.sleep(0.05)
+
+
+def test_backfill_alerts_on_stories_seen_before_the_watch_existed(pipeline: Pipeline) -> None:
+    pipeline.start_worker()
+    pipeline.send("raw", SEED_000.read_bytes())
+    pipeline.wait_for("stories", lambda r: r or None)
+    assert pipeline.json_records("alerts") == []
+
+    watch = put_watch(pipeline.settings, "Taiwan Strait")
+    assert asyncio.run(backfill(pipeline.settings, watch)) == 1
+    (alert,) = pipeline.wait_for("alerts", lambda r: r or None)
+    assert alert["kind"] == "opened" and alert["watch_id"] == watch.id
+
+    # Idempotent: a second backfill re-sends the hit, and the alert state ignores it.
+    assert asyncio.run(backfill(pipeline.settings, watch)) == 1
+    pipeline.wait_metric("wirewatch_articles_total", {"stage": "alert", "outcome": "dropped"}, 2)
+    assert len(pipeline.json_records("alerts")) == 1
