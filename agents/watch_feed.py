@@ -26,7 +26,7 @@ __all__ = ["registry", "ready"]
 log = logging.getLogger("wirewatch.watches")
 
 registry = WatchRegistry(load_watch_file(Path(settings.watches_file)) if settings.watches_file
-                         else ())
+                         else (), plurals=bool(settings.watch_plurals))
 ready = asyncio.Event()
 METRICS.watches.set(len(registry))
 

@@ -92,6 +92,8 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
+from itertools import accumulate, compress, repeat
+from operator import add
 from pathlib import Path
 
 import ahocorasick
@@ -646,12 +648,12 @@ def parse_terms(query: str) -> list[str]:
 
 def make_watch(name: str, query: str | None = None, *, created_at: float | None = None) -> Watch:
     """A validated watch; its id derives from the folded name, so adding it twice is a no-op."""
-    query = name if query is None else query
+    query = (name if query is None else query).strip()
     parse_query(query)
     if not tokens(name):
         raise WatchError("a watch needs a name with at least one word")
     return Watch(id=stable_id("watch", normalize(name), length=12), name=name.strip(),
-                 query=query.strip(), created_at=time.time() if created_at is None else created_at)
+                 query=query, created_at=time.time() if created_at is None else created_at)
 
 
 def load_watch_file(path: Path) -> list[Watch]:
@@ -772,12 +774,11 @@ class _Ctx:
             if field.flat is None:
                 spans = [(t.start, t.end) for t in token_spans(field.text)]
             else:
-                spans = []
-                find, pos = field.flat.find, 0
-                for tok in field.toks:
-                    start = find(tok, pos)
-                    pos = start + len(tok)
-                    spans.append((start, pos))
+                # Token starts in C: offsets of the space-split pieces, keeping non-empty ones.
+                pieces = field.flat.split(" ")
+                starts = compress(accumulate(map(add, map(len, pieces), repeat(1)), initial=0),
+                                  pieces)
+                spans = [(start, start + len(tok)) for start, tok in zip(starts, field.toks, strict=True)]
             self._spans[f] = spans
         start, end = spans[i][0], spans[j][1]
         snippet = self._snippets.get((f, start, end))

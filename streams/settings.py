@@ -18,6 +18,7 @@ would silently override code, so wirewatch never uses those names.
 | WIREWATCH_ALERT_WINDOW_HOURS | 72 | how long an alert stays open for updates |
 | WIREWATCH_ALERT_MAX_OPEN | 100000 | size cap of open alerts |
 | WIREWATCH_PRODUCER_LINGER_MS | 2 | producer batching delay; trades latency for throughput |
+| WIREWATCH_WATCH_PLURALS | 0 | 1: every watch term also matches its simple English plural |
 | WIREWATCH_API_TOKEN | (empty) | bearer token for the worker's HTTP write calls; empty disables them |
 | WIREWATCH_ALERT_RATE_LIMIT | 20 | alerts per watch per window before a burst is folded into a summary |
 | WIREWATCH_ALERT_RATE_WINDOW_SECONDS | 300 | the rate limit's window |
@@ -63,6 +64,7 @@ class Settings:
     alert_window_hours: float = 72.0
     alert_max_open: int = 100_000
     producer_linger_ms: int = 2
+    watch_plurals: int = 0
     api_token: str = ""
     alert_rate_limit: int = 20
     alert_rate_window_seconds: float = 300.0

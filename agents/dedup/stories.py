@@ -32,7 +32,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from agents.dedup.terms import ENTITY_PREFIX, top
+from agents.dedup.terms import top
 
 __all__ = ["THRESHOLD", "TITLE_ONLY_THRESHOLD", "CENTROID_TERMS", "Story", "StoryClusterer"]
 
@@ -44,8 +44,6 @@ QUERY_TERMS = 12
 SHORTLIST = 8
 TIME_SCALE = 24 * 3600.0
 MAX_SOURCES = 50
-ENTITY_AGREEMENT = 0.0
-TITLE_SCORE = "cos"
 
 
 @dataclass(slots=True)
@@ -57,7 +55,6 @@ class Story:
     sources: list[str] = field(default_factory=list)
     centroid: dict[str, float] = field(default_factory=dict)
     norm: float = 0.0
-    entity_norm: float = 0.0  # norm of the centroid's entity terms
     published_first: float | None = None  # range of its dated articles' publication times
     published_last: float | None = None
 
@@ -83,7 +80,6 @@ class Story:
             sources=[str(s) for s in data["src"]],
             centroid=centroid,
             norm=_norm(centroid),
-            entity_norm=_entity_norm(centroid),
             published_first=data.get("pf"),
             published_last=data.get("pl"),
         )
@@ -91,10 +87,6 @@ class Story:
 
 def _norm(vec: dict[str, float]) -> float:
     return math.sqrt(sum(w * w for w in vec.values()))
-
-
-def _entity_norm(vec: dict[str, float]) -> float:
-    return math.sqrt(sum(w * w for t, w in vec.items() if t.startswith(ENTITY_PREFIX)))
 
 
 def _time_factor(story: Story, t: float | None) -> float:
@@ -111,7 +103,7 @@ class StoryClusterer:
 
     def __init__(self) -> None:
         self.stories: dict[str, Story] = {}
-        # term -> {story id: that term's weight in the story's centroid}
+        # term -> {story id: that term's weight in the story's centroid / the centroid's norm}
         self._postings: dict[str, dict[str, float]] = {}
 
     def best(
@@ -120,24 +112,11 @@ class StoryClusterer:
         """The story this article vector belongs to (or None) and its score."""
         best_id: str | None = None
         best_score = 0.0
-        entities = {term: w for term, w in vec.items() if term.startswith(ENTITY_PREFIX)}
-        entity_norm = _norm(entities)
         for story_id in self._shortlist(vec):
             story = self.stories[story_id]
             centroid = story.centroid
             dot = sum(w * centroid.get(term, 0.0) for term, w in vec.items())
-            if title_only and TITLE_SCORE == "proj":
-                sub = math.sqrt(sum(centroid.get(term, 0.0) ** 2 for term in vec))
-                score = dot / sub if sub else 0.0
-            elif title_only and TITLE_SCORE == "mean":
-                score = dot / story.count
-            else:
-                score = dot / story.norm
-            score *= _time_factor(story, t)
-            if entity_norm and story.entity_norm and ENTITY_AGREEMENT:
-                agreement = sum(w * centroid.get(term, 0.0) for term, w in entities.items())
-                agreement /= entity_norm * story.entity_norm
-                score *= 1.0 - ENTITY_AGREEMENT + ENTITY_AGREEMENT * agreement
+            score = dot / story.norm * _time_factor(story, t)
             if score > best_score or (score == best_score and best_id and story_id < best_id):
                 best_id, best_score = story_id, score
         if best_score < (TITLE_ONLY_THRESHOLD if title_only else THRESHOLD):
@@ -145,19 +124,28 @@ class StoryClusterer:
         return best_id, best_score
 
     def _shortlist(self, vec: dict[str, float]) -> list[str]:
-        """Stories worth a full cosine: the best partial dot products over the article's
-        ``QUERY_TERMS`` heaviest terms (``vec`` is heaviest first)."""
+        """Stories worth a full cosine: the best partial cosines over the article's
+        ``QUERY_TERMS`` heaviest terms (``vec`` is heaviest first). Postings hold centroid
+        weights already divided by the centroid's norm, so the sums need no story look-up."""
         partial: dict[str, float] = {}
         get = partial.get
+        postings = self._postings
         for term, weight in itertools.islice(vec.items(), QUERY_TERMS):
-            posting = self._postings.get(term)
+            posting = postings.get(term)
             if not posting or len(posting) > MAX_POSTINGS:
                 continue
-            for story_id, centroid_weight in posting.items():
-                partial[story_id] = get(story_id, 0.0) + weight * centroid_weight
-        stories = self.stories
-        # Sort key includes the id: posting order must not decide anything.
-        ranked = sorted((-dot / stories[sid].norm, sid) for sid, dot in partial.items())
+            if not partial:
+                partial = {sid: weight * w for sid, w in posting.items()}
+                get = partial.get
+                continue
+            for story_id, w in posting.items():
+                partial[story_id] = get(story_id, 0.0) + weight * w
+        if len(partial) > SHORTLIST:
+            floor = sorted(partial.values(), reverse=True)[SHORTLIST - 1]
+            ranked = sorted((-dot, sid) for sid, dot in partial.items() if dot >= floor)
+        else:
+            ranked = sorted((-dot, sid) for sid, dot in partial.items())
+        # The id breaks ties: posting order must not decide anything.
         return [story_id for _, story_id in ranked[:SHORTLIST]]
 
     def add(self, story_id: str, vec: dict[str, float], published: float | None, now: float,
@@ -204,17 +192,17 @@ class StoryClusterer:
         self._unindex(story.story_id, [t for t in story.centroid if t not in centroid])
         story.centroid = centroid
         story.norm = _norm(centroid)
-        story.entity_norm = _entity_norm(centroid)
         self._index(story.story_id, centroid)
 
     def _index(self, story_id: str, centroid: dict[str, float]) -> None:
         postings = self._postings
+        norm = _norm(centroid) or 1.0
         for term, weight in centroid.items():
             posting = postings.get(term)
             if posting is None:
-                postings[term] = {story_id: weight}
+                postings[term] = {story_id: weight / norm}
             else:
-                posting[story_id] = weight
+                posting[story_id] = weight / norm
 
     def _unindex(self, story_id: str, terms: Iterable[str]) -> None:
         for term in terms:

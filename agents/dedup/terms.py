@@ -32,7 +32,7 @@ TITLE_BOOST = 2  # an int: counts stay integers
 BIGRAM_WEIGHT = 1.0
 BIGRAM_MIN_IDF = 2.0  # 3.0 halves the bigrams but cost 0.003 B3 F1 on ECB+
 TOP_TERMS = 40
-ENTITY_WEIGHT = 0.0
+ENTITY_WEIGHT = 0.5
 ENTITY_PREFIX = "="  # entity terms ("=tara reid") never collide with words or bigrams
 
 _IDF_CACHE: dict[str, float] = {}

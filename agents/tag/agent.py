@@ -24,7 +24,7 @@ async def tag_agent(stream: StreamT) -> None:
     async for event in stream.events():
         async with guarded("tag", event):
             article = tagger.tag(decode(Article, event.value or b""))
-            article.watch_hits = registry.matcher.match(article.title, article.text)
+            article.watch_hits = registry.matcher.match(article)
             article.stage_times["tag"] = time.time()
             await send(topics["tagged"], article.id, article)
             METRICS.articles.labels("tag", "emitted").inc()

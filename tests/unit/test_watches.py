@@ -281,9 +281,9 @@ def test_source_and_lang_scopes() -> None:
 
 
 @pytest.mark.parametrize(("query", "position", "reason"), [
-    ("title:(text:a)", 7, "do not nest"),
-    ("entity:x NEAR/3 y", 9, "NEAR needs terms"),
-    ("a NEAR/3 (b AND c)", 9, "NEAR needs terms"),
+    ("title:(text:a)", 7, "field scope text: inside title:"),
+    ("entity:x NEAR/3 y", 7, "NEAR needs terms"),
+    ("a NEAR/3 (b AND c)", 10, "NEAR needs terms"),
     ("title: OR a", 7, "expected a term or '\\(' after title:"),
 ])
 def test_bad_scopes_and_near_operands(query: str, position: int, reason: str) -> None:
@@ -299,19 +299,19 @@ def test_unknown_field_prefix_is_just_a_word() -> None:
 
 @pytest.mark.parametrize(("query", "position", "reason"), [
     ("(china OR taiwan", 16, "expected '\\)'"),
-    ('"crisis communications" AND (a OR b', 36, "expected '\\)'"),
+    ('"crisis communications" AND (a OR b', 35, "expected '\\)'"),
     ("china )", 6, "unexpected '\\)'"),
     ("china AND", 9, "expected a term after AND"),
     ("china OR OR taiwan", 9, "expected a term after OR"),
     ("NEAR/3 china", 0, "expected a term"),
     ("china NEAR/x taiwan", 11, "expected a number after 'NEAR/'"),
-    ("china NEAR/51 taiwan", 11, "the limit is NEAR/50"),
+    ("china NEAR/51 taiwan", 11, "NEAR/51: the limit is NEAR/50"),
     ('"crisis', 0, "unterminated quote"),
     ("()", 1, "unexpected '\\)'"),
-    ("NOT china", 0, "none of the query's terms"),
-    ("NOT (a OR b)", 0, "none of the query's terms"),
-    ("china OR NOT taiwan", 9, "none of the query's terms"),
-    ("NOT a AND NOT b", 0, "none of the query's terms"),
+    ("NOT china", 0, "this can match an article containing none of the query's terms"),
+    ("NOT (a OR b)", 0, "this can match an article containing none of the query's terms"),
+    ("china OR NOT taiwan", 9, "this can match an article containing none of the query's terms"),
+    ("NOT a AND NOT b", 0, "this can match an article containing none of the query's terms"),
 ])
 def test_refused_queries_name_the_position(query: str, position: int, reason: str) -> None:
     with pytest.raises(WatchError, match=f"^position {position}: {reason}"):

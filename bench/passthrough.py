@@ -1,0 +1,92 @@
+"""The ceiling of the benchmark: a Faust pass-through with the pipeline's shape and settings.
+
+Four agents that only decode and re-send, over as many topic hops as the pipeline and with
+the same partition counts (raw 4 -> h1 4 -> h2 1 -> h3 4 -> out 4, like news.raw -> news.clean
+-> news.tagged -> news.stories -> news.alerts), raw bytes on every topic, and the producer and
+consumer settings of ``streams/app.py`` (read from the same ``WIREWATCH_*`` variables). Each
+agent parses the JSON value (orjson) and sends the original bytes on, keyed as it came.
+Whatever the pipeline spends beyond this is our code; this is what Faust costs on its own.
+
+    WIREWATCH_BROKER_URL=kafka://127.0.0.1:PORT WIREWATCH_TOPIC_PREFIX=p. \\
+        python -m bench.passthrough worker --loglevel warn
+
+Topic names: ``{WIREWATCH_TOPIC_PREFIX}pass.raw``, ``pass.h1``, ``pass.h2``, ``pass.h3``,
+``pass.out``; consumer group ``WIREWATCH_APP_ID`` (set it apart from the pipeline's).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import faust
+import orjson
+from faust.types import StreamT, TopicT
+
+from streams.settings import load_settings
+
+__all__ = ["HOPS", "PARTITIONS", "app", "topic_names"]
+
+#: (name, partitions): the same counts as news.raw, news.clean, news.tagged, news.stories,
+#: news.alerts.
+HOPS: tuple[tuple[str, int], ...] = (("raw", 4), ("h1", 4), ("h2", 1), ("h3", 4), ("out", 4))
+PARTITIONS: dict[str, int] = dict(HOPS)
+
+settings = load_settings()
+
+
+def topic_names(prefix: str) -> dict[str, str]:
+    """Full topic name of each hop under ``prefix``."""
+    return {name: f"{prefix}pass.{name}" for name, _ in HOPS}
+
+
+# The settings of streams/app.py that touch speed or latency, from the same variables.
+app = faust.App(
+    settings.app_id,
+    broker=settings.broker_url or "kafka://127.0.0.1:9092",
+    store=settings.store,
+    datadir=str(Path(settings.cache_dir) / "worker-data" / f"passthrough-{settings.web_port}"),
+    autodiscover=False,
+    web_host=settings.web_host,
+    web_bind=settings.web_host,
+    web_port=settings.web_port,
+    topic_replication_factor=settings.replication_factor,
+    topic_partitions=1,
+    consumer_auto_offset_reset="earliest",
+    producer_linger_ms=settings.producer_linger_ms,
+    broker_session_timeout=settings.session_timeout_seconds,
+    broker_heartbeat_interval=min(3.0, settings.session_timeout_seconds / 3),
+    broker_commit_interval=settings.commit_interval_seconds,
+    producer_max_request_size=8 * 1024 * 1024,
+)
+
+_names = topic_names(settings.topic_prefix)
+topics: dict[str, TopicT] = {
+    name: app.topic(_names[name], key_type=bytes, value_type=bytes, key_serializer="raw",
+                    value_serializer="raw", partitions=partitions)
+    for name, partitions in HOPS
+}
+
+
+def _hop(source: str, target: str) -> None:
+    out = topics[target]
+
+    async def relay(stream: StreamT) -> None:
+        async for event in stream.events():
+            orjson.loads(event.value or b"null")  # "decode": what a stage must do at least
+            await out.send(key=event.key, value=event.value)
+
+    relay.__name__ = relay.__qualname__ = f"pass_{source}_to_{target}"
+    app.agent(topics[source], name=f"bench.passthrough.{relay.__name__}")(relay)
+
+
+for (_src, _), (_dst, _) in zip(HOPS, HOPS[1:], strict=False):
+    _hop(_src, _dst)
+
+
+@app.page("/healthz")
+async def health_page(web: faust.web.Web, request: faust.web.Request) -> faust.web.Response:
+    return web.json({"status": "ok"})
+
+
+if __name__ == "__main__":
+    app.main()
