@@ -56,11 +56,14 @@ def duplicate_table(data: Path) -> None:
 
 def throughput_table(data: Path) -> None:
     r = evaluate_throughput(data / "bbc_news_2225.jsonl.gz")
+    story_share = r["story_state_bytes_mean"] * r["stories_in_window"] / r["window_articles"]
     print(
         f"\nthroughput, synthetic stream, window {r['window_articles']:,} articles "
         f"({r['stories_in_window']:,} stories): {r['articles_per_second']:,.0f} articles/s "
-        f"over {r['measured_articles']:,}; article state {r['article_state_bytes_mean']:.0f} B/article, "
-        f"story state {r['story_state_bytes_mean']:.0f} B/story"
+        f"({r['articles_per_cpu_second']:,.0f} per CPU second) over {r['measured_articles']:,}; "
+        f"article state {r['article_state_bytes_mean']:.0f} B/article, "
+        f"story state {r['story_state_bytes_mean']:.0f} B/story, "
+        f"{r['article_state_bytes_mean'] + story_share:.0f} B/article incl. its story share"
     )
 
 

@@ -16,6 +16,7 @@ Topic names: ``{WIREWATCH_TOPIC_PREFIX}pass.raw``, ``pass.h1``, ``pass.h2``, ``p
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import faust
@@ -79,7 +80,7 @@ def _hop(source: str, target: str) -> None:
     app.agent(topics[source], name=f"bench.passthrough.{relay.__name__}")(relay)
 
 
-for (_src, _), (_dst, _) in zip(HOPS, HOPS[1:], strict=False):
+for (_src, _), (_dst, _) in itertools.pairwise(HOPS):
     _hop(_src, _dst)
 
 

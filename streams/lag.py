@@ -18,10 +18,24 @@ __all__ = ["sample_lag"]
 SAMPLE_EVERY_SECONDS = 5.0
 
 
+_reported: set[tuple[str, str]] = set()
+
+
+def _forget_revoked(assigned: set[tuple[str, str]]) -> None:
+    """Drop the series of partitions this worker no longer owns: a frozen last value would
+    read as lag that never clears after a rebalance."""
+    for labels in _reported - assigned:
+        METRICS.consumer_lag_messages.remove(*labels)
+        METRICS.consumer_lag_seconds.remove(*labels)
+    _reported.intersection_update(assigned)
+
+
 def _sample() -> None:
     consumer = app.consumer
     now = time.time()
-    for tp in consumer.assignment():
+    assignment = consumer.assignment()
+    _forget_revoked({(tp.topic, str(tp.partition)) for tp in assignment})
+    for tp in assignment:
         try:
             highwater = consumer.highwater(tp)
         except Exception:  # not fetched from yet: no highwater known
@@ -31,6 +45,7 @@ def _sample() -> None:
         read = consumer._read_offset.get(tp)  # faust keeps the last offset read per partition
         behind = max(0, highwater - (read + 1 if read is not None else 0))
         labels = (tp.topic, str(tp.partition))
+        _reported.add(labels)
         METRICS.consumer_lag_messages.labels(*labels).set(behind)
         last = LAST_READ_TIMESTAMP.get((tp.topic, tp.partition))
         seconds = max(0.0, now - last) if behind and last else 0.0

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from streams.broker import EmbeddedKafka
+from streams.settings import load_settings
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
@@ -17,3 +21,11 @@ SEED_003 = SEEDS / "003_fa62bcc0bea388f4.txt"
 @pytest.fixture(scope="session")
 def seeds() -> tuple[bytes, bytes]:
     return SEED_000.read_bytes(), SEED_003.read_bytes()
+
+
+@pytest.fixture(scope="session")
+def kafka() -> Iterator[EmbeddedKafka]:
+    """One real Apache Kafka broker for the whole session (no skip if it cannot start)."""
+    broker = EmbeddedKafka.start(load_settings({}))
+    yield broker
+    broker.stop()

@@ -158,8 +158,8 @@ class DedupIndex:
         if first is not None:
             return self._exact(first, published, now, article.source)
         sig = minhash.signature(dup_words)
-        vec = term_vector(title_words, body_words,
-                          [(e.name, e.count) for e in article.entities])
+        named = [(e.name, e.count) for e in article.entities]
+        vec = term_vector(title_words, body_words, named)
         near = self._nearest(sig)
         if near is not None:
             entry = self._articles[near]

@@ -10,6 +10,15 @@
 * Adjacent pairs of kept tokens, both with idf >= ``BIGRAM_MIN_IDF``, add a bigram term
   ("dong jun", "betty ford") weighing the mean IDF of its words times ``BIGRAM_WEIGHT``:
   names and fixed phrases identify an event better than their words do apart.
+  Only pairs touching one of the article's ``TOP_TERMS`` heaviest words are counted: a pair
+  occurs at most as often as either of its words, so any other bigram weighs no more than
+  a word outside the top and cannot make the cut (exact; a unit test checks it against
+  counting every pair). That halves the cost of a 400-word article.
+* Entities from the tag stage (``article.entities``: canonical names, so "Fed" and
+  "Federal Reserve" give the same term) add one term each, ``ENTITY_PREFIX`` + the folded
+  name, weighing ``ENTITY_WEIGHT * (1 + ln mentions) * max idf of the name's words``.
+  On the labelled sets this is neutral to slightly positive (B-cubed F1 +0.002 on ECB+,
+  +0.001 on UCI at 0.5; 1.0 and 1.5 lose on ECB+): the names are mostly in the text already.
 * The vector keeps its ``TOP_TERMS`` heaviest terms and is L2-normalised.
 """
 
@@ -111,7 +120,9 @@ def term_vector(
             heavy = set(weights)
         half = BIGRAM_WEIGHT / 2
         # Only pairs of two kept, adjacent words: a dropped word breaks the phrase.
-        rare = {w: v for w, v in kept.items() if v >= BIGRAM_MIN_IDF}
+        rare = kept if BIGRAM_MIN_IDF <= MIN_IDF else {
+            w: v for w, v in kept.items() if v >= BIGRAM_MIN_IDF
+        }
         for (first, second), n in _pair_counts(title_words, body_words, heavy).items():
             a = rare.get(first)
             if a is None:
@@ -123,10 +134,15 @@ def term_vector(
         parts = tokens(name)
         value = max(map(idf, parts), default=0.0)
         if value >= MIN_IDF:
-            term = ENTITY_PREFIX + " ".join(parts)
+            term = entity_term(parts)
             weight = ENTITY_WEIGHT * (1.0 + log(max(1, mentions))) * value
             weights[term] = max(weight, weights.get(term, 0.0))
     return normalised(top(weights.items(), TOP_TERMS))
+
+
+def entity_term(parts: list[str]) -> str:
+    """The term of an entity name, from the name's folded tokens."""
+    return ENTITY_PREFIX + " ".join(parts)
 
 
 def top(items: Iterable[tuple[str, float]], k: int) -> dict[str, float]:

@@ -104,7 +104,8 @@ def exported_samples(exposition: str) -> dict[tuple[str, tuple[tuple[str, str], 
             for family in text_string_to_metric_families(exposition) for s in family.samples}
 
 
-def poll(check: Callable[[], T], timeout: float, what: str, interval: float = 0.5) -> T:
+def poll(check: Callable[[], T | None], timeout: float, what: str, interval: float = 0.5
+         ) -> T:
     """``check()`` until it returns something truthy, at most ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
     last: Any = None

@@ -138,7 +138,7 @@ def test_two_workers_share_one_consumer_group_and_are_scraped() -> None:
     services = _load(BASE)["services"]
     workers = {n: s for n, s in services.items() if n.startswith("worker")}
     assert sum(_replicas(s) for s in workers.values()) >= 2
-    app_ids = {_env(s).get("WIREWATCH_APP_ID", Settings.app_id) for s in workers.values()}
+    app_ids = {_env(s).get("WIREWATCH_APP_ID", Settings().app_id) for s in workers.values()}
     assert len(app_ids) == 1, "workers must share WIREWATCH_APP_ID to share the partitions"
     fields = {name.upper() for name in Settings.__dataclass_fields__}
     for name, worker in workers.items():

@@ -71,7 +71,7 @@ def live(kafka: EmbeddedKafka, tmp_path_factory: pytest.TempPathFactory) -> Iter
         port = pipeline.start_worker(WIREWATCH_WATCHES_FILE=str(watches))
         for body in (SEED_000.read_bytes(), SEED_003.read_bytes(), MALFORMED):
             pipeline.send("raw", body)
-        alerts = pipeline.wait_for("alerts", lambda r: r if len(r) >= 4 else None)
+        alerts = pipeline.wait_for("alerts", lambda r: r if len(r) >= 4 else [])
         pipeline.wait_metric("wirewatch_articles_total", {"stage": "alert", "outcome": "emitted"}, 2)
         pipeline.wait_metric("wirewatch_dead_letters_total",
                              {"stage": "clean", "reason": "malformed_json"}, 1)
@@ -140,7 +140,7 @@ def _test_config(tmp: Path, worker_port: int) -> Path:
 def test_prometheus_scrapes_the_worker_and_raises_worker_down(live: Live, tmp_path: Path) -> None:
     instance = f"127.0.0.1:{live.port}"
     with Prometheus(_test_config(tmp_path, live.port), tmp_path) as prom:
-        poll(lambda: prom.value(f'up{{job="wirewatch", instance="{instance}"}}') == 1,
+        poll(lambda: prom.value(f'up{{job="wirewatch", instance="{instance}"}}') == 1 or None,
              30, "the worker's first scrape")
 
         # The values the worker exported are the values Prometheus holds: counters and
@@ -166,7 +166,11 @@ def test_prometheus_scrapes_the_worker_and_raises_worker_down(live: Live, tmp_pa
         for board in dashboards().values():
             for title, expr in panel_exprs(board):
                 promql = grafana_to_promql(expr, "10s")
-                poll(lambda q=promql: prom.query(q), 15, f"panel {title!r}: {promql}")
+
+                def answer(q: str = promql) -> list[dict[str, Any]]:
+                    return prom.query(q)
+
+                poll(answer, 15, f"panel {title!r}: {promql}")
 
         # Every rule, production and test copy, is loaded and evaluates without error.
         names = {r["alert"] for r in alert_rules()}
@@ -181,7 +185,8 @@ def test_prometheus_scrapes_the_worker_and_raises_worker_down(live: Live, tmp_pa
 
         # Stop the worker: the fast copy fires, the production rule (for: 1m) is pending.
         live.pipeline.stop_workers()
-        poll(lambda: prom.value(f'up{{instance="{instance}"}}') == 0, 30, "a failed scrape")
+        poll(lambda: prom.value(f'up{{instance="{instance}"}}') == 0 or None, 30,
+             "a failed scrape")
 
         def worker_down() -> dict[str, str] | None:
             states = {a["labels"].get("test_copy", "production"): a["state"]

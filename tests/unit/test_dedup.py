@@ -186,3 +186,70 @@ def test_title_only_articles() -> None:
     c = index.observe(art("h3", "Arsenal beat Chelsea at the Emirates", ""), T0)
     assert a.kind == "unique" and b.kind == "exact_duplicate" and b.duplicate_of == "h1"
     assert c.story_id != a.story_id
+
+
+def _reference_vector(title: list[str], body: list[str]) -> dict[str, float]:
+    """term_vector without the bigram pruning: every adjacent pair of kept words counted."""
+    import itertools
+    import math
+    from collections import Counter
+
+    from agents.dedup import terms
+
+    words: Counter[str] = Counter(body)
+    pairs: Counter[tuple[str, str]] = Counter(itertools.pairwise(body))
+    for w in title:
+        words[w] += terms.TITLE_BOOST
+    for p in itertools.pairwise(title):
+        pairs[p] += terms.TITLE_BOOST
+    kept = {w: terms.idf(w) for w in words if terms.idf(w) >= terms.MIN_IDF and len(w) > 1}
+    weights = {w: (1 + math.log(words[w])) * v for w, v in kept.items()}
+    for (a, b), n in pairs.items():
+        if a in kept and b in kept:
+            weights[f"{a} {b}"] = (1 + math.log(n)) * (kept[a] + kept[b]) * terms.BIGRAM_WEIGHT / 2
+    return terms.normalised(terms.top(weights.items(), terms.TOP_TERMS))
+
+
+def test_bigram_pruning_changes_no_vector() -> None:
+    from agents.dedup.terms import term_vector
+    from streams.text import tokens
+
+    for article in [seed("000"), seed("003"), art("f", "Arsenal beat Chelsea", FOOTBALL)]:
+        title, body = tokens(article.title), tokens(article.text)
+        assert term_vector(title, body) == _reference_vector(title, body)
+
+
+def test_entities_add_canonical_name_terms() -> None:
+    from agents.dedup.terms import ENTITY_PREFIX, term_vector
+    from streams.text import tokens
+
+    title, body = tokens("Fed's Plosser: taper pace may be too slow"), []
+    plain = term_vector(title, body)
+    tagged = term_vector(title, body, [("Federal Reserve", 1), ("Charles Plosser", 1)])
+    assert f"{ENTITY_PREFIX}charles plosser" in tagged and not any(
+        t.startswith(ENTITY_PREFIX) for t in plain
+    )
+    # "Fed" and "Federal Reserve" headlines now share a term.
+    other = term_vector(tokens("Federal Reserve holds rates"), [], [("Federal Reserve", 1)])
+    assert f"{ENTITY_PREFIX}federal reserve" in tagged.keys() & other.keys()
+
+
+def test_minhash_estimates_jaccard_and_lsh_forgets() -> None:
+    from agents.dedup import minhash
+    from streams.text import tokens
+
+    words = tokens(seed("000").text)
+    sig = minhash.signature(words)
+    assert sig.dtype.name == "uint32" and len(sig) == minhash.PERMUTATIONS
+    assert minhash.similarity(sig, minhash.signature(list(words))) == 1.0
+    half = words[: len(words) // 2]
+    shingles = {tuple(words[i : i + 3]) for i in range(len(words) - 2)}
+    part = {tuple(half[i : i + 3]) for i in range(len(half) - 2)}
+    exact = len(part) / len(shingles)
+    assert abs(minhash.similarity(sig, minhash.signature(half)) - exact) < 0.2
+    lsh = minhash.LSHIndex()
+    lsh.add("a", sig)
+    lsh.add("a", sig)  # idempotent
+    assert lsh.candidates(sig) == ["a"]
+    lsh.remove("a", sig)
+    assert lsh.candidates(sig) == [] and len(lsh) == 0
