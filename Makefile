@@ -47,6 +47,14 @@ prometheus-tools:
 broker-jars: setup
 	$(BIN)/python -c "from streams.broker import ensure_kafka_jars; from streams.settings import load_settings; print('kafka jars:', ensure_kafka_jars(load_settings()))"
 
+# Issue 6: pipeline throughput against Faust's own ceiling (bench/passthrough.py), latency
+# and memory, on the embedded broker; prints a table and saves JSON under bench/results/.
+# Takes about half an hour; e.g. BENCH_ARGS="--repeats 1 --memory-articles 20000" for less.
+BENCH_ARGS ?=
+
+bench: setup broker-jars
+	PYTHONPATH=. $(BIN)/python bench/pipeline_bench.py $(BENCH_ARGS)
+
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/mypy streams agents

@@ -1,8 +1,9 @@
 """Keeps this worker's ``WatchRegistry`` in step with the compacted ``news.watches`` topic.
 
 Every worker needs every watch, so this is not a group consumer: it reads all of the topic
-from the beginning, then follows it. Stages that match or alert wait for ``ready`` (the
-topic read up to its end at start-up) so no article is judged against a partial set.
+from the beginning, then follows it. Stages that match or alert call ``watches_loaded()``
+before each event (true once the topic is read up to its end at start-up), so no article is
+judged against a partial set.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from streams.metrics import METRICS
 from streams.records import Watch, decode
 from streams.topics import bootstrap_servers, topic_name
 
-__all__ = ["registry", "ready"]
+__all__ = ["ready", "registry", "watches_loaded"]
 
 log = logging.getLogger("wirewatch.watches")
 
@@ -29,6 +30,16 @@ registry = WatchRegistry(load_watch_file(Path(settings.watches_file)) if setting
                          else (), plurals=bool(settings.watch_plurals))
 ready = asyncio.Event()
 METRICS.watches.set(len(registry))
+
+
+async def watches_loaded() -> None:
+    """Wait until the watch list is read up to its end (instant once it is).
+
+    Agents call this per event, *inside* their ``async for``: an agent that awaits before it
+    starts iterating its stream can miss the events Faust hands it meanwhile, and then
+    stalls for good (seen after a restart, when redelivered messages arrive at once)."""
+    if not ready.is_set():
+        await ready.wait()
 
 
 def _stage(key: bytes | None, value: bytes | None, where: str) -> None:

@@ -23,9 +23,11 @@ from agents.dedup.evaluate import (
 )
 
 DATA = Path("/work/shared/data")
-STORY_SETS = [
-    ("ecbplus_event_clusters.jsonl.gz", "cluster_id"),
-    ("uci_news_aggregator_slice_2014-03.jsonl.gz", "story_id"),
+STORY_SETS = [  # (file, label, name, undated)
+    ("ecbplus_event_clusters.jsonl.gz", "cluster_id", "ecbplus", False),
+    ("uci_news_aggregator_slice_2014-03.jsonl.gz", "story_id", "uci", False),
+    # UCI timestamps are per-story crawl batches: the same replay without them, text alone.
+    ("uci_news_aggregator_slice_2014-03.jsonl.gz", "story_id", "uci-undated", True),
 ]
 
 
@@ -33,11 +35,11 @@ def story_table(data: Path) -> None:
     head = f"{'dataset':<12}{'docs':>6}{'gold':>6}{'pred':>6}"
     head += f"{'pw P':>7}{'pw R':>7}{'pw F1':>7}{'B3 P':>7}{'B3 R':>7}{'B3 F1':>7}{'art/s':>8}"
     print(head)
-    for name, label in STORY_SETS:
-        r = evaluate_stories(data / name, label)
+    for file, label, name, undated in STORY_SETS:
+        r = evaluate_stories(data / file, label, undated=undated)
         pw, b3 = r["pairwise"], r["bcubed"]
         print(
-            f"{name.split('_')[0]:<12}{r['articles']:>6}{r['gold_stories']:>6}"
+            f"{name:<12}{r['articles']:>6}{r['gold_stories']:>6}"
             f"{r['predicted_stories']:>6}{pw['precision']:>7.3f}{pw['recall']:>7.3f}"
             f"{pw['f1']:>7.3f}{b3['precision']:>7.3f}{b3['recall']:>7.3f}{b3['f1']:>7.3f}"
             f"{r['articles_per_second']:>8.0f}"

@@ -17,8 +17,11 @@ Topic names: ``{WIREWATCH_TOPIC_PREFIX}pass.raw``, ``pass.h1``, ``pass.h2``, ``p
 from __future__ import annotations
 
 import itertools
+import os
 from pathlib import Path
+from typing import Any
 
+import aiokafka
 import faust
 import orjson
 from faust.types import StreamT, TopicT
@@ -33,6 +36,20 @@ HOPS: tuple[tuple[str, int], ...] = (("raw", 4), ("h1", 4), ("h2", 1), ("h3", 4)
 PARTITIONS: dict[str, int] = dict(HOPS)
 
 settings = load_settings()
+
+# What-if knob of the benchmark (not a wirewatch setting): Faust hard-codes the consumer's
+# fetch_max_wait_ms=1500. BENCH_FETCH_MAX_WAIT_MS overrides it in this process only, to show
+# what that wait costs in latency per hop.
+if os.environ.get("BENCH_FETCH_MAX_WAIT_MS"):
+    _WAIT_MS = int(os.environ["BENCH_FETCH_MAX_WAIT_MS"])
+
+    class _Consumer(aiokafka.AIOKafkaConsumer):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            if kwargs.get("group_id"):
+                kwargs["fetch_max_wait_ms"] = _WAIT_MS
+            super().__init__(*args, **kwargs)
+
+    aiokafka.AIOKafkaConsumer = _Consumer  # type: ignore[misc]
 
 
 def topic_names(prefix: str) -> dict[str, str]:

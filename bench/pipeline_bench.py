@@ -33,7 +33,7 @@ each article the id ``<id>~r<k>`` and prefixes its text with ``Update <k>: ``, s
 an exact duplicate of another loop's (dedup marks it a near-duplicate of the original, joins
 its story, and alert sends an update). The corpus' own exact duplicates stay exact
 duplicates within each loop. The per-watch rate limit is set out of reach
-(WIREWATCH_ALERT_RATE_LIMIT) so every alert is sent; workers log at ``warning``.
+(WIREWATCH_ALERT_RATE_LIMIT) so every alert is sent; both apps log at ``info``, the default.
 
 The table is printed and the results saved as JSON under ``bench/results/``.
 """
@@ -250,7 +250,9 @@ class Run:
             env = {**self.env, "WIREWATCH_WEB_PORT": str(port)}
             with log_path.open("ab") as out:
                 process = subprocess.Popen(
-                    [sys.executable, "-m", "bench.passthrough", "worker", "--loglevel", "warn"],
+                    [sys.executable, "-m", "bench.passthrough", "worker", "--loglevel",
+                     {"warning": "warn", "critical": "crit"}.get(self.settings.log_level,
+                                                                self.settings.log_level)],
                     env=env, cwd=REPO, stdout=out, stderr=subprocess.STDOUT,
                     start_new_session=True)
         worker = Worker(process, port, log_path)
@@ -337,6 +339,18 @@ async def _create_topics(bootstrap: str, partitions: dict[str, int]) -> None:
         await admin.close()
 
 
+async def _group_members(bootstrap: str, group: str) -> tuple[str, int]:
+    """(state, member count) of a consumer group."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        response = (await admin.describe_consumer_groups([group]))[0]
+        info = response.to_object()["groups"][0]
+        return info["state"], len(info["members"])
+    finally:
+        await admin.close()
+
+
 async def _end_offsets_total(bootstrap: str, topic: str) -> int:
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None,
                                 enable_auto_commit=False)
@@ -371,13 +385,14 @@ class Bench:
     corpus: Corpus
     watches: list[Any]
     broker_pid: int | None = None
+    runs: list[Run] = field(default_factory=list)
 
     @property
     def env(self) -> dict[str, str]:
         a = self.args
         return {**os.environ, "PYTHONPATH": f"{REPO}:{os.environ.get('PYTHONPATH', '')}",
                 "WIREWATCH_BROKER_URL": self.broker_url,
-                "WIREWATCH_LOG_LEVEL": "warning",
+                "WIREWATCH_LOG_LEVEL": a.worker_log_level,
                 "WIREWATCH_ALERT_RATE_LIMIT": str(10**9),
                 "WIREWATCH_DEDUP_MAX_ARTICLES": str(a.dedup_max_articles),
                 "WIREWATCH_PRODUCER_LINGER_MS": str(a.linger_ms),
@@ -389,12 +404,35 @@ class Bench:
     def start(self, kind: str, workers: int, **env: str) -> tuple[Run, Feeder]:
         """Fresh topics (+ the watch list for the pipeline), ``workers`` processes, and a
         warm-up batch through all of them (so start-up and group joins are not timed)."""
+        if kind == "passthrough" and self.args.ceiling_fetch_max_wait_ms:
+            env = {"BENCH_FETCH_MAX_WAIT_MS": str(self.args.ceiling_fetch_max_wait_ms), **env}
         run = Run(self, kind, env_extra=env)
+        self.runs.append(run)
+        try:
+            return run, self._warm(run, kind, workers)
+        except BaseException:
+            run.stop()
+            raise
+
+    def _warm(self, run: Run, kind: str, workers: int) -> Feeder:
         if kind == "pipeline":
             asyncio.run(publish(run.bootstrap, topic_name(run.settings, "watches"),
                                 [(w.id.encode(), encode(w)) for w in self.watches]))
         for _ in range(workers):
             run.start_worker()
+        if workers > 1:
+            # Publish only once every worker has joined the group: a rebalance in the middle
+            # of the warm-up can stall Faust (seen once here: a worker idle for minutes).
+            group, deadline = run.settings.app_id, time.monotonic() + 120
+            while True:
+                with contextlib.suppress(Exception):
+                    state, members = asyncio.run(_group_members(run.bootstrap, group))
+                    if state == "Stable" and members == workers:
+                        break
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"group {group} never became stable with {workers} members")
+                time.sleep(0.5)
+            time.sleep(2.0)  # table recovery after the last assignment
         feeder = Feeder(self.corpus)
         warm = self.args.warmup
         for attempt in range(4):
@@ -407,7 +445,7 @@ class Bench:
             log(f"  warm-up {attempt + 1}: not every worker has partitions yet")
             time.sleep(2)
         time.sleep(0.5)
-        return run, feeder
+        return feeder
 
     def throughput(self, kind: str, workers: int, *, profile: Path | None = None
                    ) -> dict[str, Any]:
@@ -424,7 +462,7 @@ class Bench:
             if profile is not None:
                 spy = subprocess.Popen(
                     [str(Path(sys.executable).parent / "py-spy"), "record", "-p",
-                     str(run.workers[0].pid), "-d", str(self.args.profile_seconds), "-r", "200",
+                     str(run.workers[0].pid), "-d", str(self.args.profile_seconds), "-r", "200", "--gil",
                      "-f", "raw", "-o", str(profile)],
                     stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
             asyncio.run(_publish_fast(run.bootstrap, run.raw_topic, batch))
@@ -448,12 +486,9 @@ class Bench:
                     ds = stages1[s][0] - stages0[s][0]
                     dc = stages1[s][1] - stages0[s][1]
                     per_stage[s] = round(1e6 * ds / dc, 1) if dc else None
-                result["stage_us_per_article"] = per_stage
-                # Process CPU not spent inside a stage's own code: Faust, aiokafka, asyncio,
-                # the watch feed, timers, /metrics.
-                result["framework_us_per_article"] = round(
-                    result["worker_cpu_us_per_article"]
-                    - sum(v or 0.0 for v in per_stage.values()), 1)
+                # Wall time inside each agent's guarded block: its own code plus the awaited
+                # send, during which the event loop runs the other agents.
+                result["stage_wall_us_per_article"] = per_stage
                 m = [scrape(w.port) for w in run.workers]
                 result["alerts_per_article"] = round(sum(
                     mval(x, "wirewatch_alerts_total", kind="opened")
@@ -467,6 +502,8 @@ class Bench:
             if spy is not None:
                 spy.wait(self.args.profile_seconds + 60)
                 result["profile"] = str(profile)
+                with contextlib.suppress(OSError):
+                    result["profile_summary"] = summarise_profile(profile)
             log(f"{label}: {result['articles_per_second']} articles/s, "
                 f"{result['worker_cpu_us_per_article']} µs CPU/article")
             return result
@@ -476,18 +513,20 @@ class Bench:
     def latency(self, rate: float) -> dict[str, Any]:
         seconds = self.args.latency_seconds
         log(f"latency at {rate:.0f} articles/s for {seconds:.0f} s (load {loadavg()})")
-        run, feeder = self.start("pipeline", 1)
-        try:
-            count = max(1, int(rate * seconds))
-            batch = feeder.take(count)
-            samples = asyncio.run(_paced(run, batch, rate, feeder.next))
-        finally:
-            run.stop()
-        out: dict[str, Any] = {"rate": round(rate, 1), "seconds": seconds, "articles": count,
-                               "achieved_rate": samples.pop("achieved_rate"),
-                               "load": loadavg()}
-        for name, values in samples.items():
-            out[name] = summarise(values)
+        count = max(1, int(rate * seconds))
+        out: dict[str, Any] = {"rate": round(rate, 1), "seconds": seconds, "articles": count}
+        for kind in self.args.latency_kinds.split(","):
+            run, feeder = self.start(kind, 1)
+            try:
+                batch = feeder.take(count)
+                samples = asyncio.run(_paced(run, batch, rate, feeder.next))
+            finally:
+                run.stop()
+            achieved = samples.pop("achieved_rate")
+            out["achieved_rate"] = achieved
+            for name, values in samples.items():
+                out[("ceiling_" if kind == "passthrough" else "") + name] = summarise(values)
+        out["load"] = loadavg()
         return out
 
     def memory(self) -> dict[str, Any]:
@@ -501,10 +540,14 @@ class Bench:
         t0 = time.perf_counter()
         try:
             chunk = 500
-            published = 0
+            published = next_note = 0
             while True:
                 done = run.done() - base
                 samples.append((time.perf_counter() - t0, done, proc_rss_bytes(worker.pid)))
+                if done * 20 // total > next_note:
+                    next_note = done * 20 // total
+                    log(f"  memory: {done}/{total} articles, RSS {samples[-1][2] / 2**20:.1f} MB, "
+                        f"{samples[-1][0]:.0f} s (load {loadavg()})")
                 if done >= total:
                     break
                 if published < total and published - done < 4 * chunk:
@@ -538,21 +581,80 @@ class Bench:
                 "load": loadavg()}
 
 
+def core_costs(corpus: Corpus, watches: list[Any], count: int, dedup_max: int
+               ) -> dict[str, float]:
+    """CPU µs per article of each stage's own code, in this process with no Kafka: the calls
+    each agent makes around its pure core (decode, core, encode), over the first ``count``
+    articles of the same replay. What the worker spends beyond their sum is Faust, aiokafka,
+    asyncio, tables, the webhook agent, metrics."""
+    from agents.alert.core import decide
+    from agents.clean.core import clean
+    from agents.dedup import DedupIndex
+    from agents.tag import Tagger
+    from agents.watches import WatchRegistry
+    from streams.records import Article, decode
+
+    tagger, registry = Tagger(), WatchRegistry(watches)
+    index = DedupIndex(window_seconds=72 * 3600, max_articles=dedup_max)
+    states: dict[str, dict[str, Any]] = {}
+    spent = dict.fromkeys(STAGES, 0)
+    clock = time.thread_time_ns
+    feeder = Feeder(corpus)
+    for key, raw in feeder.take(count):
+        now = time.time()
+        t0 = clock()
+        article = clean(raw, key=key, received_at=now)
+        article.stage_times["clean"] = now
+        wire = encode(article)
+        t1 = clock()
+        article = tagger.tag(decode(Article, wire))
+        article.watch_hits = registry.matcher.match(article)
+        wire = encode(article)
+        t2 = clock()
+        article = decode(Article, wire)
+        verdict = index.observe(article, now)
+        dropped = verdict.kind == "exact_duplicate"
+        if not dropped:
+            article.story_id, article.duplicate_of = verdict.story_id, verdict.duplicate_of
+            article.story = verdict.story
+            wire = encode(article)
+        t3 = clock()
+        if not dropped:
+            article = decode(Article, wire)
+            story = states.setdefault(article.story_id or article.id, {})
+            for hit in article.watch_hits:
+                result = decide(story.get(hit.watch_id), article, hit, now)
+                if result is not None:
+                    story[hit.watch_id], alert = result
+                    encode(alert)
+        t4 = clock()
+        for stage, dt in zip(STAGES, (t1 - t0, t2 - t1, t3 - t2, t4 - t3), strict=True):
+            spent[stage] += dt
+    return {stage: round(ns / 1000 / count, 1) for stage, ns in spent.items()}
+
+
 async def _paced(run: Run, batch: list[tuple[bytes, bytes]], rate: float, expect_done: int
                  ) -> dict[str, Any]:
-    """Publish ``batch`` at ``rate``/s while reading news.stories and news.alerts; returns the
-    latency samples (seconds)."""
-    stories_t, alerts_t = topic_name(run.settings, "stories"), topic_name(run.settings, "alerts")
+    """Publish ``batch`` at ``rate``/s while reading the output topics (news.stories and
+    news.alerts; pass.out for the ceiling); returns the latency samples (seconds)."""
+    pipeline = run.kind == "pipeline"
+    if pipeline:
+        stories_t = topic_name(run.settings, "stories")
+        topics = [stories_t, topic_name(run.settings, "alerts")]
+        names = ("story_publish_to_record", "story_publish_to_receive",
+                 "alert_publish_to_record", "alert_publish_to_receive", "hop_raw_to_clean",
+                 "hop_clean_to_tag", "hop_tag_to_dedup", "hop_dedup_to_story_record",
+                 "alert_publish_to_decision")
+    else:
+        stories_t, topics = "", [run.out_topic]
+        names = ("publish_to_out_record", "publish_to_out_receive")
+    samples: dict[str, list[float]] = {k: [] for k in names}
+    sent_at: dict[bytes, float] = {}
     consumer = AIOKafkaConsumer(bootstrap_servers=run.bootstrap, group_id=None,
                                 enable_auto_commit=False, fetch_max_wait_ms=100)
     await consumer.start()
-    samples: dict[str, list[float]] = {k: [] for k in (
-        "story_publish_to_record", "story_publish_to_receive", "alert_publish_to_record",
-        "alert_publish_to_receive", "hop_raw_to_clean", "hop_clean_to_tag", "hop_tag_to_dedup",
-        "hop_dedup_to_story_record", "alert_publish_to_decision")}
-    ours = {k for k, _ in batch}
     try:
-        tps = (await topic_partitions(consumer, stories_t)) + (await topic_partitions(consumer, alerts_t))
+        tps = [tp for t in topics for tp in await topic_partitions(consumer, t)]
         consumer.assign(tps)
         await consumer.seek_to_end(*tps)
         for tp in tps:
@@ -567,9 +669,38 @@ async def _paced(run: Run, batch: list[tuple[bytes, bytes]], rate: float, expect
                 delay = start + i / rate - time.perf_counter()
                 if delay > 0:
                     await asyncio.sleep(delay)
+                sent_at[key] = time.time()
                 await producer.send(run.raw_topic, key=key, value=value)
             await producer.flush()
             return len(batch) / (time.perf_counter() - start)
+
+        def record(msg: Any, topic: str, now: float) -> None:
+            out_ts = msg.timestamp / 1000
+            if not pipeline:
+                if msg.key in sent_at:
+                    samples["publish_to_out_record"].append(out_ts - sent_at[msg.key])
+                    samples["publish_to_out_receive"].append(now - sent_at[msg.key])
+                return
+            rec = orjson.loads(msg.value)
+            received = float(rec.get("received_at") or 0)
+            if topic == stories_t:
+                if rec.get("id", "").encode() not in sent_at or received <= 0:
+                    return
+                samples["story_publish_to_record"].append(out_ts - received)
+                samples["story_publish_to_receive"].append(now - received)
+                st = rec.get("stage_times") or {}
+                if {"clean", "tag", "dedup"} <= st.keys():
+                    samples["hop_raw_to_clean"].append(st["clean"] - received)
+                    samples["hop_clean_to_tag"].append(st["tag"] - st["clean"])
+                    samples["hop_tag_to_dedup"].append(st["dedup"] - st["tag"])
+                    samples["hop_dedup_to_story_record"].append(out_ts - st["dedup"])
+            else:
+                if rec.get("article_id", "").encode() not in sent_at or received <= 0:
+                    return
+                samples["alert_publish_to_record"].append(out_ts - received)
+                samples["alert_publish_to_receive"].append(now - received)
+                samples["alert_publish_to_decision"].append(
+                    float(rec.get("updated_at") or out_ts) - received)
 
         async def consume() -> None:
             while not stop.is_set():
@@ -577,29 +708,7 @@ async def _paced(run: Run, batch: list[tuple[bytes, bytes]], rate: float, expect
                 now = time.time()
                 for tp, messages in got.items():
                     for msg in messages:
-                        rec = orjson.loads(msg.value)
-                        received = float(rec.get("received_at") or 0)
-                        if received <= 0:
-                            continue
-                        out_ts = msg.timestamp / 1000
-                        if tp.topic == stories_t:
-                            if rec.get("id", "").encode() not in ours:
-                                continue
-                            samples["story_publish_to_record"].append(out_ts - received)
-                            samples["story_publish_to_receive"].append(now - received)
-                            st = rec.get("stage_times") or {}
-                            if {"clean", "tag", "dedup"} <= st.keys():
-                                samples["hop_raw_to_clean"].append(st["clean"] - received)
-                                samples["hop_clean_to_tag"].append(st["tag"] - st["clean"])
-                                samples["hop_tag_to_dedup"].append(st["dedup"] - st["tag"])
-                                samples["hop_dedup_to_story_record"].append(out_ts - st["dedup"])
-                        else:
-                            if rec.get("article_id", "").encode() not in ours:
-                                continue
-                            samples["alert_publish_to_record"].append(out_ts - received)
-                            samples["alert_publish_to_receive"].append(now - received)
-                            samples["alert_publish_to_decision"].append(
-                                float(rec.get("updated_at") or out_ts) - received)
+                        record(msg, tp.topic, now)
 
         reader = asyncio.create_task(consume())
         achieved = await pace()
@@ -624,6 +733,54 @@ def summarise(values: list[float]) -> dict[str, Any]:
         return round(v[min(len(v) - 1, int(p * len(v)))], 4)
 
     return {"n": len(v), "p50": q(0.5), "p99": q(0.99), "max": round(v[-1], 4)}
+
+
+_AGENTS = ("clean_agent", "tag_agent", "dedup_agent", "alert_agent", "webhook_agent")
+_LIBS = ("faust", "aiokafka", "mode", "asyncio", "logging", "prometheus_client", "wordfreq",
+         "ftfy", "orjson", "aiohttp", "selectolax", "numpy", "xxhash", "agents", "streams")
+
+
+def summarise_profile(path: Path) -> dict[str, Any]:
+    """A py-spy raw (folded) profile in shares of samples: inclusive per agent (and how much
+    of that is inside Faust's send or table code), and self time per library."""
+    total = 0
+    agent: dict[str, int] = dict.fromkeys(_AGENTS, 0)
+    agent_send: dict[str, int] = dict.fromkeys(_AGENTS, 0)
+    lib: dict[str, int] = {}
+    for line in path.read_text(errors="replace").splitlines():
+        stack, _, count_s = line.rpartition(" ")
+        if not count_s.isdigit():
+            continue
+        count = int(count_s)
+        total += count
+        frames = stack.split(";")
+        names = [f.split(" (", 1)[0] for f in frames]
+        for a in _AGENTS:
+            if a in names:
+                agent[a] += count
+                after = names[names.index(a) + 1:]
+                if any(n.startswith(("Topic.send", "ManagedUserDict.__setitem__",
+                                     "ManagedUserDict.pop", "Collection.", "Table."))
+                       for n in after):
+                    agent_send[a] += count
+                break
+        leaf = frames[-1]
+        where = leaf.split(" (", 1)[1] if " (" in leaf else leaf
+        key = "other"
+        for name in _LIBS:
+            if where.startswith((f"{name}/", f"{name}.py")) or f"/{name}/" in where:
+                key = name
+                break
+        if key == "other" and where.startswith("agent.py"):
+            key = "agents"
+        lib[key] = lib.get(key, 0) + count
+    share = (lambda n: round(n / total, 3)) if total else (lambda n: 0.0)
+    return {"samples": total,
+            "agent_inclusive": {a: share(n) for a, n in agent.items()},
+            "agent_in_faust_send_or_table": {a: share(n) for a, n in agent_send.items()},
+            "outside_agents": share(total - sum(agent.values())),
+            "self_by_library": dict(sorted(((k, share(v)) for k, v in lib.items()),
+                                           key=lambda kv: -kv[1]))}
 
 
 # ------------------------------------------------------------------------------ report ---
@@ -666,24 +823,37 @@ def render(res: dict[str, Any]) -> str:
                          f"{median_of(runs, 'broker_cpu_us_per_article'):>15}"
                          f"{(f'{ratio:.2f}' if ratio is not None else '-'):>12}")
         s = tp["summary"]
-        if s.get("stage_us_per_article"):
-            st = s["stage_us_per_article"]
-            lines.append("pipeline, 1 worker, µs per article (median): "
-                         + ", ".join(f"{k} {v}" for k, v in st.items())
-                         + f"; Faust/asyncio/other {s['framework_us_per_article']}")
-            lines.append(f"alerts per article {s.get('alerts_per_article')}; two workers / one: "
-                         f"{s.get('two_worker_speedup')}")
+        core = res.get("core_us_per_article")
+        if s.get("stage_wall_us_per_article"):
+            lines.append("")
+            lines.append(f"{'1 worker, µs/article':<34}" + "".join(f"{k:>9}" for k in STAGES)
+                         + f"{'sum':>9}{'process':>9}{'rest':>9}")
+            if core:
+                lines.append(f"{'CPU, our code (in-process, no Kafka)':<34}"
+                             + "".join(f"{core[k]:>9.0f}" for k in STAGES)
+                             + f"{sum(core.values()):>9.0f}{s['worker_cpu_us_per_article']:>9.0f}"
+                             + f"{s.get('framework_us_per_article', 0):>9.0f}")
+            wall = s["stage_wall_us_per_article"]
+            lines.append(f"{'wall in stage (histogram, + send)':<34}"
+                         + "".join(f"{wall[k]:>9.0f}" for k in STAGES)
+                         + f"{sum(wall.values()):>9.0f}")
+            lines.append(f"alerts per article {s.get('alerts_per_article')}; two workers / one "
+                         f"{s.get('two_worker_speedup')}; rest = process CPU - our code "
+                         "(Faust, aiokafka, asyncio, tables, webhook agent, metrics)")
     lat = res.get("latency")
     if lat:
         lines.append("")
         lines.append(f"latency at {lat['rate']} articles/s (achieved {lat['achieved_rate']}) for "
                      f"{lat['seconds']} s, one worker, seconds:")
         lines.append(f"  {'':<34}{'n':>7}{'p50':>9}{'p99':>9}{'max':>9}")
-        for key in ("story_publish_to_record", "story_publish_to_receive",
+        for key in ("ceiling_publish_to_out_record", "story_publish_to_record",
+                    "story_publish_to_receive",
                     "alert_publish_to_record", "alert_publish_to_receive",
                     "hop_raw_to_clean", "hop_clean_to_tag", "hop_tag_to_dedup",
                     "hop_dedup_to_story_record"):
-            d = lat[key]
+            d = lat.get(key)
+            if d is None:
+                continue
             lines.append(f"  {key:<34}{d['n']:>7}{_fmt(d['p50'])}{_fmt(d['p99'])}{_fmt(d['max'])}")
     mem = res.get("memory")
     if mem:
@@ -705,7 +875,7 @@ def render(res: dict[str, Any]) -> str:
 def targets(res: dict[str, Any]) -> dict[str, Any]:
     s = (res.get("throughput") or {}).get("summary", {})
     lat, mem = res.get("latency"), res.get("memory")
-    p99 = lat["alert_publish_to_record"]["p99"] if lat else None
+    p99 = lat["alert_publish_to_record"]["p99"] if lat and "alert_publish_to_record" in lat else None
     change = mem["last_half_change"] if mem else None
 
     def t(value: Any, target: str, ok: bool | None) -> dict[str, Any]:
@@ -721,7 +891,8 @@ def targets(res: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def summary(tp: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+def summary(tp: dict[str, list[dict[str, Any]]], core: dict[str, float] | None
+            ) -> dict[str, Any]:
     out: dict[str, Any] = {}
     ceil, p1, p2 = tp.get("ceiling") or [], tp.get("pipeline_1") or [], tp.get("pipeline_2") or []
     for key, runs in (("ceiling", ceil), ("pipeline_1", p1), ("pipeline_2", p2)):
@@ -738,10 +909,13 @@ def summary(tp: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
         out["two_worker_speedup"] = round(statistics.median(
             b["articles_per_second"] / a["articles_per_second"] for a, b in zip(p1, p2, strict=False)), 3)
     if p1:
-        out["stage_us_per_article"] = {
-            s: round(statistics.median(r["stage_us_per_article"][s] or 0.0 for r in p1), 1)
+        out["stage_wall_us_per_article"] = {
+            s: round(statistics.median(r["stage_wall_us_per_article"][s] or 0.0 for r in p1), 1)
             for s in STAGES}
-        out["framework_us_per_article"] = median_of(p1, "framework_us_per_article")
+        out["worker_cpu_us_per_article"] = median_of(p1, "worker_cpu_us_per_article")
+        if core:
+            out["framework_us_per_article"] = round(
+                out["worker_cpu_us_per_article"] - sum(core.values()), 1)
         out["alerts_per_article"] = round(statistics.median(r["alerts_per_article"] for r in p1), 2)
     return out
 
@@ -763,14 +937,25 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--linger-ms", type=int, default=2, help="WIREWATCH_PRODUCER_LINGER_MS")
     ap.add_argument("--commit-interval", type=float, default=2.8,
                     help="WIREWATCH_COMMIT_INTERVAL_SECONDS")
+    ap.add_argument("--ceiling-fetch-max-wait-ms", type=int, default=0,
+                    help="what-if: override Faust's hard-coded consumer fetch_max_wait_ms "
+                         "(1500) in the pass-through app only")
+    ap.add_argument("--latency-kinds", default="passthrough,pipeline",
+                    help="which apps the latency part runs: passthrough, pipeline")
     ap.add_argument("--only", default="throughput,latency,memory",
                     help="comma list of parts: throughput, latency, memory")
+    ap.add_argument("--configs", default="ceiling,1,2",
+                    help="throughput configurations: ceiling, 1 (worker), 2 (workers)")
+    ap.add_argument("--worker-log-level", default="info",
+                    help="WIREWATCH_LOG_LEVEL of both apps (the default, info: at warning and "
+                         "above Faust's worker turns the root logger to DEBUG for its spinner)")
     ap.add_argument("--profile", action="store_true",
                     help="py-spy the first 1-worker throughput run (raw folded stacks)")
     ap.add_argument("--profile-seconds", type=int, default=15)
     ap.add_argument("--out", type=Path, default=None, help="JSON path (default bench/results/)")
     args = ap.parse_args(argv)
     parts = {p.strip() for p in args.only.split(",") if p.strip()}
+    configs = {p.strip() for p in args.configs.split(",") if p.strip()}
 
     started = datetime.now(UTC)
     stamp = started.strftime("%Y%m%dT%H%M%SZ")
@@ -805,21 +990,31 @@ def main(argv: list[str] | None = None) -> int:
             "latency_settings": {
                 "producer_linger_ms": args.linger_ms,
                 "commit_interval_s": args.commit_interval,
-                "consumer_fetch_max_wait_ms": "1500 (hard-coded by Faust)",
+                "consumer_fetch_max_wait_ms": "1500 (hard-coded by Faust)" + (
+                    f"; ceiling app overridden to {args.ceiling_fetch_max_wait_ms}"
+                    if args.ceiling_fetch_max_wait_ms else ""),
                 "fetch_min_bytes": 1,
                 "publisher": "acks=1 linger_ms=0",
-                "log_level": "warning"}},
+                "log_level": args.worker_log_level}},
     }
     try:
         if "throughput" in parts:
+            count = min(2000, args.warmup + args.articles)
+            log(f"our code in this process, no Kafka: {count} articles (load {loadavg()})")
+            res["core_us_per_article"] = core = core_costs(corpus, watches, count,
+                                                           args.dedup_max_articles)
+            log(f"  {core}")
             tp: dict[str, list[dict[str, Any]]] = {"ceiling": [], "pipeline_1": [], "pipeline_2": []}
             for rnd in range(args.repeats):
                 log(f"round {rnd + 1}/{args.repeats}")
-                tp["ceiling"].append(bench.throughput("passthrough", 1))
-                prof = tmp / "pipeline_1.pyspy.txt" if args.profile and rnd == 0 else None
-                tp["pipeline_1"].append(bench.throughput("pipeline", 1, profile=prof))
-                tp["pipeline_2"].append(bench.throughput("pipeline", 2))
-            res["throughput"] = {**tp, "summary": summary(tp)}
+                if "ceiling" in configs:
+                    tp["ceiling"].append(bench.throughput("passthrough", 1))
+                if "1" in configs:
+                    prof = tmp / "pipeline_1.pyspy.txt" if args.profile and rnd == 0 else None
+                    tp["pipeline_1"].append(bench.throughput("pipeline", 1, profile=prof))
+                if "2" in configs:
+                    tp["pipeline_2"].append(bench.throughput("pipeline", 2))
+            res["throughput"] = {**tp, "summary": summary(tp, core)}
         if "latency" in parts:
             rate = args.latency_rate or 0.5 * (
                 res.get("throughput", {}).get("summary", {}).get("pipeline_1_articles_per_second")
@@ -828,6 +1023,8 @@ def main(argv: list[str] | None = None) -> int:
         if "memory" in parts:
             res["memory"] = bench.memory()
     finally:
+        for run in bench.runs:
+            run.stop()  # after a failure: leave no worker behind
         if broker is not None:
             broker.stop()
     res["machine"]["load_after"] = loadavg()

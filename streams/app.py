@@ -86,7 +86,18 @@ async def metrics_page(web: faust.web.Web, request: faust.web.Request) -> faust.
 
 @app.page("/healthz")
 async def health_page(web: faust.web.Web, request: faust.web.Request) -> faust.web.Response:
+    """Liveness: the process answers."""
     return web.json({"status": "ok", "version": VERSION})
+
+
+@app.page("/readyz")
+async def ready_page(web: faust.web.Web, request: faust.web.Request) -> faust.web.Response:
+    """Readiness: partitions assigned, tables recovered, not rebalancing (503 until then)."""
+    recovered = app.tables.recovery.completed.is_set()
+    assigned = bool(app.consumer.assignment()) if app.consumer else False
+    ready = assigned and recovered and not app.rebalancing and not app.in_recovery
+    return web.json({"ready": ready, "assigned": assigned, "recovered": recovered,
+                     "rebalancing": bool(app.rebalancing)}, status=200 if ready else 503)
 
 
 METRICS.build_info.info({"version": VERSION, "faust": faust.__version__})

@@ -310,8 +310,8 @@ def wait_http(url: str, timeout: float) -> bool:
         try:
             with urllib.request.urlopen(url, timeout=1):
                 return True
-        except OSError:
-            time.sleep(0.3)
+        except OSError:  # not listening yet, or 503 from /readyz
+            time.sleep(0.1)
     return False
 
 

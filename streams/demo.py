@@ -86,7 +86,7 @@ def run_demo(*, linger: float, timeout: float) -> int:
         worker, port = spawn_worker(dict(os.environ), log_path=log_path)
         metrics_url = f"http://127.0.0.1:{port}/metrics"
         click.echo(f"starting worker (log: {log_path})...")
-        if not wait_http(metrics_url, 90):
+        if not wait_http(f"http://127.0.0.1:{port}/readyz", 90):
             click.echo("the worker did not start; its log says:\n" +
                        log_path.read_text(errors="replace")[-3000:])
             return 1

@@ -17,7 +17,7 @@ from faust.types import EventT, StreamT
 
 from agents.alert.core import AlertState, decide
 from agents.alert.ratelimit import RateLimiter
-from agents.watch_feed import ready, registry
+from agents.watch_feed import registry, watches_loaded
 from streams.app import app, settings, topics
 from streams.metrics import METRICS
 from streams.records import Article, decode, encode
@@ -88,8 +88,8 @@ stories_and_backfill = app.topic(topic_name(settings, "stories"),
 
 @app.agent(stories_and_backfill)
 async def alert_agent(stream: StreamT) -> None:
-    await ready.wait()
     async for event in stream.events():
+        await watches_loaded()
         async with guarded("alert", event):
             article = decode(Article, event.value or b"")
             key = event.key or (article.story_id or article.id).encode("utf-8")

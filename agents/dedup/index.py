@@ -13,7 +13,8 @@ For each article ``observe`` decides, in this order:
 3. **near duplicate**: a MinHash/LSH candidate (``minhash``) with estimated Jaccard >=
    ``minhash.THRESHOLD`` -> ``near_duplicate`` of the candidate's original, same story;
 4. otherwise a **unique** article, placed in the best-matching story (``stories``) or a new one
-   with id ``stable_id("story", article.id)``.
+   with id ``stable_id("story", article.id)``. Its term vector (``terms``) includes one term
+   per entity the tag stage found (``article.entities``, canonical names).
 
 Near duplicates and unique articles are recorded. *Story time* is the article's
 ``published_at`` when it parses as ISO-8601 (naive = UTC), else the ``now`` passed in; it
@@ -30,7 +31,8 @@ rebuilds it with ``restore`` (keys in any order):
   "h": body hash, "g": base64 signature, "s": story id, "o": original id (near duplicates
   only)}``: about 450 bytes;
 * ``s:<story id>`` -> orjson ``{"f": first_seen, "l": last_seen, "n": article_count,
-  "src": sources, "c": centroid term -> weight}``: up to ~3 KB, one per story.
+  "src": sources, "c": centroid term -> weight (4 decimals)}``: ~1 KB on average, up to
+  ~2 KB, one per story.
 
 ``evict`` drops articles older than ``window_seconds`` before ``now`` and the oldest beyond
 ``max_articles``; a story goes when its last article in the window goes. ``observe`` never

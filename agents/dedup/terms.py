@@ -27,7 +27,8 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Iterable
-from operator import itemgetter
+from itertools import compress, pairwise
+from operator import itemgetter, mul
 
 from wordfreq import zipf_frequency
 
@@ -72,6 +73,10 @@ def _kept_idf(word: str) -> float:
     return value
 
 
+_ENTITIES: dict[str, tuple[str, float]] = {}  # entity name -> (term, idf)
+_SUBLINEAR = [0.0] + [1.0 + math.log(n) for n in range(1, 1024)]
+
+
 def _counts(title_words: list[str], body_words: list[str]) -> Counter[str]:
     words: Counter[str] = Counter(body_words)  # Counter runs in C
     for word in title_words:
@@ -80,18 +85,42 @@ def _counts(title_words: list[str], body_words: list[str]) -> Counter[str]:
 
 
 def _pair_counts(
-    title_words: list[str], body_words: list[str], heavy: set[str]
+    title_words: list[str], body_words: list[str], heavy: dict[str, float]
 ) -> Counter[tuple[str, str]]:
-    """Counts of the adjacent pairs that touch a word of ``heavy`` (title pairs boosted)."""
-    pairs: Counter[tuple[str, str]] = Counter()
-    for words, boost in ((body_words, 1), (title_words, TITLE_BOOST)):
-        last = len(words) - 1
-        for i in [i for i, w in enumerate(words) if w in heavy]:
-            if i > 0:
-                pairs[(words[i - 1], words[i])] += boost
-            if i < last and words[i + 1] not in heavy:  # else counted from i + 1
-                pairs[(words[i], words[i + 1])] += boost
+    """Counts of the adjacent pairs that touch a word of ``heavy`` (title pairs boosted),
+    in text order. The body's pairs are picked and counted by C-level built-ins."""
+    last = len(body_words) - 1
+    at = list(compress(range(len(body_words)), map(heavy.__contains__, body_words)))
+    starts = sorted({i - 1 for i in at if i} | {i for i in at if i < last})
+    get = body_words.__getitem__
+    pairs: Counter[tuple[str, str]] = Counter(
+        zip(map(get, starts), map(get, [i + 1 for i in starts]), strict=True)
+    )
+    for first, second in pairwise(title_words):
+        if first in heavy or second in heavy:
+            pairs[(first, second)] += TITLE_BOOST
     return pairs
+
+
+def _entity(name: str) -> tuple[str, float]:
+    """An entity name's term and the max idf of its words (cached per process)."""
+    found = _ENTITIES.get(name)
+    if found is None:
+        parts = tokens(name)
+        found = (entity_term(parts), max(map(idf, parts), default=0.0))
+        if len(_ENTITIES) >= _IDF_CACHE_MAX:
+            _ENTITIES.clear()
+        _ENTITIES[name] = found
+    return found
+
+
+def _sublinear(counts: Counter[str], words: Iterable[str]) -> list[float]:
+    """1 + ln(count) of each word, from a table for the usual small counts."""
+    table = _SUBLINEAR
+    found = list(map(counts.__getitem__, words))
+    if max(found, default=0) < len(table):
+        return list(map(table.__getitem__, found))
+    return [1.0 + math.log(n) for n in found]
 
 
 def term_vector(
@@ -107,36 +136,34 @@ def term_vector(
     if None in values:
         values = [_kept_idf(w) if v is None else v for w, v in zip(words, values, strict=True)]
     kept = {w: v for w, v in zip(words, values, strict=True) if v}
-    log = math.log
-    weights = {w: (1.0 + log(words[w])) * value for w, value in kept.items()}
-    if BIGRAM_WEIGHT > 0 and kept:
+    weights = dict(zip(kept, map(mul, _sublinear(words, kept), kept.values()), strict=True))
+    if len(weights) > TOP_TERMS:
+        # Only the TOP_TERMS heaviest words (ties included) can be in the vector.
+        floor = sorted(weights.values(), reverse=True)[TOP_TERMS - 1]
+        weights = {w: x for w, x in weights.items() if x >= floor}
+    if BIGRAM_WEIGHT > 0 and weights:
         # A pair occurs at most as often as either word, so (with BIGRAM_WEIGHT <= 1) a
         # bigram weighs at most as much as its heavier word: a bigram of two words outside
         # the TOP_TERMS heaviest words cannot reach the top; only the rest are counted.
-        if len(weights) > TOP_TERMS:
-            floor = sorted(weights.values(), reverse=True)[TOP_TERMS - 1]
-            heavy = {w for w, x in weights.items() if x >= floor}  # ties: a few more
-        else:
-            heavy = set(weights)
         half = BIGRAM_WEIGHT / 2
         # Only pairs of two kept, adjacent words: a dropped word breaks the phrase.
         rare = kept if BIGRAM_MIN_IDF <= MIN_IDF else {
             w: v for w, v in kept.items() if v >= BIGRAM_MIN_IDF
         }
-        for (first, second), n in _pair_counts(title_words, body_words, heavy).items():
+        log = math.log
+        for (first, second), n in _pair_counts(title_words, body_words, weights).items():
             a = rare.get(first)
             if a is None:
                 continue
             b = rare.get(second)
             if b is not None:
                 weights[f"{first} {second}"] = (1.0 + log(n)) * (a + b) * half
-    for name, mentions in entities:
-        parts = tokens(name)
-        value = max(map(idf, parts), default=0.0)
-        if value >= MIN_IDF:
-            term = entity_term(parts)
-            weight = ENTITY_WEIGHT * (1.0 + log(max(1, mentions))) * value
-            weights[term] = max(weight, weights.get(term, 0.0))
+    if ENTITY_WEIGHT > 0:
+        for name, mentions in entities:
+            term, value = _entity(name)
+            if value >= MIN_IDF:
+                weight = ENTITY_WEIGHT * (1.0 + math.log(max(1, mentions))) * value
+                weights[term] = max(weight, weights.get(term, 0.0))
     return normalised(top(weights.items(), TOP_TERMS))
 
 

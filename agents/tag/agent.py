@@ -7,7 +7,7 @@ import time
 from faust.types import StreamT
 
 from agents.tag import Tagger
-from agents.watch_feed import ready, registry
+from agents.watch_feed import registry, watches_loaded
 from streams.app import app, topics
 from streams.metrics import METRICS
 from streams.records import Article, decode
@@ -20,8 +20,8 @@ tagger = Tagger()
 
 @app.agent(topics["clean"])
 async def tag_agent(stream: StreamT) -> None:
-    await ready.wait()  # never judge an article against a half-loaded watch list
     async for event in stream.events():
+        await watches_loaded()
         async with guarded("tag", event):
             article = tagger.tag(decode(Article, event.value or b""))
             article.watch_hits = registry.matcher.match(article)

@@ -12,7 +12,7 @@ import logging
 import aiohttp
 from faust.types import StreamT
 
-from agents.watch_feed import ready, registry
+from agents.watch_feed import registry, watches_loaded
 from agents.webhook.core import deliver, refusal_reason
 from streams.app import app, settings, topics
 from streams.errors import RejectedInput
@@ -35,9 +35,9 @@ class WebhookFailed(RejectedInput):
 
 @app.agent(topics["alerts"])
 async def webhook_agent(stream: StreamT) -> None:
-    await ready.wait()
     async with aiohttp.ClientSession() as session:
         async for event in stream.events():
+            await watches_loaded()
             async with guarded("webhook", event):
                 alert = decode(Alert, event.value or b"")
                 watch = registry.get(alert.watch_id)
