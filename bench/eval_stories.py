@@ -1,6 +1,6 @@
 """Evaluate the dedup stage on the shared labelled data sets and print a table.
 
-    python bench/eval_stories.py [--data /work/shared/data] [--no-throughput]
+    python bench/eval_stories.py [--data ../shared/data] [--no-throughput]
 
 Stories: pairwise and B-cubed precision / recall / F1 on ECB+ (full text, same-topic look-alike
 events) and the UCI News Aggregator slice (headlines only); duplicates: BBC body copies
@@ -22,7 +22,7 @@ from agents.dedup.evaluate import (
     evaluate_throughput,
 )
 
-DATA = Path("/work/shared/data")
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"  # ../shared beside the repo
 STORY_SETS = [  # (file, label, name, undated)
     ("ecbplus_event_clusters.jsonl.gz", "cluster_id", "ecbplus", False),
     ("uci_news_aggregator_slice_2014-03.jsonl.gz", "story_id", "uci", False),

@@ -752,8 +752,10 @@ def summarise_profile(path: Path) -> dict[str, Any]:
         if not count_s.isdigit():
             continue
         count = int(count_s)
-        total += count
         frames = stack.split(";")
+        if frames[-1].startswith(("EpollSelector.select", "_worker (concurrent")):
+            continue  # waiting, not working (py-spy --gil should leave these out anyway)
+        total += count
         names = [f.split(" (", 1)[0] for f in frames]
         for a in _AGENTS:
             if a in names:
@@ -840,6 +842,18 @@ def render(res: dict[str, Any]) -> str:
             lines.append(f"alerts per article {s.get('alerts_per_article')}; two workers / one "
                          f"{s.get('two_worker_speedup')}; rest = process CPU - our code "
                          "(Faust, aiokafka, asyncio, tables, webhook agent, metrics)")
+    prof = (res.get("profile_run") or {}).get("profile_summary")
+    if prof:
+        lines.append("")
+        lines.append(f"profile of one worker (py-spy --gil, {prof['samples']} samples), share of "
+                     "CPU: inclusive per agent (of which in Faust send/table code)")
+        lines.append("  " + ", ".join(
+            f"{a.removesuffix('_agent')} {v:.0%} ({prof['agent_in_faust_send_or_table'][a]:.0%})"
+            for a, v in prof["agent_inclusive"].items())
+            + f", outside agents (Faust/aiokafka consumer, producer, timers) "
+              f"{prof['outside_agents']:.0%}")
+        lines.append("  self time by library: " + ", ".join(
+            f"{k} {v:.0%}" for k, v in list(prof["self_by_library"].items())[:9]))
     lat = res.get("latency")
     if lat:
         lines.append("")
@@ -950,7 +964,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="WIREWATCH_LOG_LEVEL of both apps (the default, info: at warning and "
                          "above Faust's worker turns the root logger to DEBUG for its spinner)")
     ap.add_argument("--profile", action="store_true",
-                    help="py-spy the first 1-worker throughput run (raw folded stacks)")
+                    help="one more 1-worker throughput run under py-spy (--gil, raw folded "
+                         "stacks saved beside the JSON; not counted in the medians)")
     ap.add_argument("--profile-seconds", type=int, default=15)
     ap.add_argument("--out", type=Path, default=None, help="JSON path (default bench/results/)")
     args = ap.parse_args(argv)
@@ -1010,11 +1025,13 @@ def main(argv: list[str] | None = None) -> int:
                 if "ceiling" in configs:
                     tp["ceiling"].append(bench.throughput("passthrough", 1))
                 if "1" in configs:
-                    prof = tmp / "pipeline_1.pyspy.txt" if args.profile and rnd == 0 else None
-                    tp["pipeline_1"].append(bench.throughput("pipeline", 1, profile=prof))
+                    tp["pipeline_1"].append(bench.throughput("pipeline", 1))
                 if "2" in configs:
                     tp["pipeline_2"].append(bench.throughput("pipeline", 2))
             res["throughput"] = {**tp, "summary": summary(tp, core)}
+            if args.profile:  # an extra run, not in the medians: sampling slows the worker
+                res["profile_run"] = bench.throughput(
+                    "pipeline", 1, profile=tmp / "pipeline_1.pyspy.txt")
         if "latency" in parts:
             rate = args.latency_rate or 0.5 * (
                 res.get("throughput", {}).get("summary", {}).get("pipeline_1_articles_per_second")

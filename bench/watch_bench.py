@@ -25,7 +25,7 @@ from agents.watches import WatchMatcher, compile_watch, make_watch
 from streams.records import Article, Entity, Watch
 from streams.text import token_spans
 
-DATA = Path("/work/shared/data/bbc_news_2225.jsonl.gz")
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "bbc_news_2225.jsonl.gz"
 STOP = {"the", "and", "for", "that", "with", "this", "from", "have", "said", "will", "were",
         "been", "their", "which", "would", "there", "about", "they", "also", "more", "than"}
 

@@ -44,7 +44,6 @@ from __future__ import annotations
 import base64
 import heapq
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -57,7 +56,7 @@ from agents.dedup.terms import term_vector
 from streams.records import Article, StorySummary, stable_id
 from streams.text import tokens
 
-__all__ = ["DedupIndex", "Verdict", "article_time", "published_time"]
+__all__ = ["DedupIndex", "Verdict", "article_time"]
 
 Change = tuple[str, bytes | None]
 
@@ -103,22 +102,9 @@ class _Entry:
                    float(data.get("w", t)), data.get("k"))
 
 
-def published_time(article: Article) -> float | None:
-    """The article's published_at as unix seconds, or None when absent or unparseable."""
-    if not article.published_at:
-        return None
-    try:
-        parsed = datetime.fromisoformat(article.published_at)
-    except ValueError:
-        return None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed.timestamp()
-
-
 def article_time(article: Article, now: float) -> float:
     """The article's publication time, or ``now`` when it has none."""
-    published = published_time(article)
+    published = article.published_timestamp()
     return now if published is None else published
 
 
@@ -144,7 +130,7 @@ class DedupIndex:
     def observe(self, article: Article, now: float, *, offset: int | None = None) -> Verdict:
         """Decide what ``article`` is, record it, and return the verdict with state writes.
         ``offset`` identifies the input message, so a redelivery can be told from a repeat."""
-        published = published_time(article)
+        published = article.published_timestamp()
         t = now if published is None else published
         seen = self._articles.get(article.id)
         if seen is not None:

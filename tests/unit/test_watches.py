@@ -25,7 +25,7 @@ from agents.watches import (
 from streams.errors import WatchError
 from streams.records import Article, Entity, Watch
 
-SEEDS = Path("/work/shared/seeds")
+SEEDS = Path(__file__).resolve().parents[3] / "shared" / "seeds"
 
 
 def art(text: str = "", title: str = "", *, source: str | None = None, lang: str | None = None,
