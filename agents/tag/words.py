@@ -1,9 +1,6 @@
 r"""Word helpers of the tag stage: folded tokens and English word frequencies, both fast.
 
-``tokens(text)`` is ``streams.text.tokens(text)`` (same tokens, same folding: case folded,
-no diacritics) with a quicker common case: when no letter or digit of the text is outside
-ASCII, the tokens are the ``[a-z0-9]+`` runs of ``text.lower()``, which the regex engine finds
-~2.5x faster than ``[^\W_]+``. Other texts go to ``streams.text.tokens``.
+``tokens(text)`` is ``streams.text.tokens`` (kept here as a name the tag modules import).
 
 ``zipf(word)`` is wordfreq's Zipf frequency. ``wordfreq.zipf_frequency`` costs ~25 µs for a
 word it has not seen, almost all of it in its Unicode tokenizer. A plain lower-case ASCII
@@ -16,7 +13,6 @@ repeated here step for step so the result is the same number. Any other word goe
 from __future__ import annotations
 
 import math
-import re
 
 from wordfreq import get_frequency_dict, zipf_frequency, zipf_to_freq
 
@@ -24,16 +20,9 @@ from streams import text as _text
 
 __all__ = ["tokens", "warm", "zipf"]
 
-_ASCII_TOKEN = re.compile(r"[a-z0-9]+")
-_NON_ASCII = re.compile(r"[^\x00-\x7f]+")
-_WORD_CHAR = re.compile(r"[^\W_]")
 
 
-def tokens(text: str) -> list[str]:
-    """Folded tokens of ``text``, exactly as ``streams.text.tokens``."""
-    if not text.isascii() and _WORD_CHAR.search("".join(_NON_ASCII.findall(text))):
-        return _text.tokens(text)  # a non-ASCII letter or digit: fold word by word
-    return _ASCII_TOKEN.findall(text.lower())
+tokens = _text.tokens  # the shared tokenizer has this module's fast path now
 
 
 _LANG = "en"
