@@ -49,6 +49,7 @@ import os
 import platform
 import random
 import re
+import signal
 import statistics
 import subprocess
 import sys
@@ -257,7 +258,7 @@ class Run:
                     start_new_session=True)
         worker = Worker(process, port, log_path)
         self.workers.append(worker)
-        page = "/metrics" if self.kind == "pipeline" else "/healthz"
+        page = "/readyz" if self.kind == "pipeline" else "/healthz"  # 503 until recovered
         if not wait_http(f"http://127.0.0.1:{port}{page}", 120):
             raise RuntimeError(f"{self.kind} worker did not start:\n{worker.tail()}")
         return worker
@@ -432,7 +433,9 @@ class Bench:
                 if time.monotonic() > deadline:
                     raise RuntimeError(f"group {group} never became stable with {workers} members")
                 time.sleep(0.5)
-            time.sleep(2.0)  # table recovery after the last assignment
+            for worker in run.workers:  # assigned and recovered after the last rebalance
+                if not wait_http(f"http://127.0.0.1:{worker.port}/readyz", 120):
+                    raise RuntimeError(f"worker not ready:\n{worker.tail()}")
         feeder = Feeder(self.corpus)
         warm = self.args.warmup
         for attempt in range(4):
@@ -462,7 +465,7 @@ class Bench:
             if profile is not None:
                 spy = subprocess.Popen(
                     [str(Path(sys.executable).parent / "py-spy"), "record", "-p",
-                     str(run.workers[0].pid), "-d", str(self.args.profile_seconds), "-r", "200", "--gil",
+                     str(run.workers[0].pid), "-d", "3600", "-r", "200", "--gil",
                      "-f", "raw", "-o", str(profile)],
                     stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
             asyncio.run(_publish_fast(run.bootstrap, run.raw_topic, batch))
@@ -499,8 +502,9 @@ class Bench:
                 result["per_worker_clean_received"] = [
                     int(mval(x, "wirewatch_articles_total", stage="clean", outcome="received"))
                     for x in m]
-            if spy is not None:
-                spy.wait(self.args.profile_seconds + 60)
+            if spy is not None and profile is not None:
+                spy.send_signal(signal.SIGINT)  # the whole batch and nothing else: stop now
+                spy.wait(60)
                 result["profile"] = str(profile)
                 with contextlib.suppress(OSError):
                     result["profile_summary"] = summarise_profile(profile)
@@ -641,7 +645,7 @@ async def _paced(run: Run, batch: list[tuple[bytes, bytes]], rate: float, expect
     if pipeline:
         stories_t = topic_name(run.settings, "stories")
         topics = [stories_t, topic_name(run.settings, "alerts")]
-        names = ("story_publish_to_record", "story_publish_to_receive",
+        names: tuple[str, ...] = ("story_publish_to_record", "story_publish_to_receive",
                  "alert_publish_to_record", "alert_publish_to_receive", "hop_raw_to_clean",
                  "hop_clean_to_tag", "hop_tag_to_dedup", "hop_dedup_to_story_record",
                  "alert_publish_to_decision")
@@ -964,9 +968,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="WIREWATCH_LOG_LEVEL of both apps (the default, info: at warning and "
                          "above Faust's worker turns the root logger to DEBUG for its spinner)")
     ap.add_argument("--profile", action="store_true",
-                    help="one more 1-worker throughput run under py-spy (--gil, raw folded "
-                         "stacks saved beside the JSON; not counted in the medians)")
-    ap.add_argument("--profile-seconds", type=int, default=15)
+                    help="one more 1-worker throughput run under py-spy for the whole batch "
+                         "(--gil; raw folded stacks beside the JSON; not in the medians)")
     ap.add_argument("--out", type=Path, default=None, help="JSON path (default bench/results/)")
     args = ap.parse_args(argv)
     parts = {p.strip() for p in args.only.split(",") if p.strip()}

@@ -203,7 +203,9 @@ class EmbeddedKafka:
     def _format_storage(java: list[str], config: Path, data_dir: Path) -> None:
         if (data_dir / "logs" / "meta.properties").exists():
             return  # formatted on an earlier start: keep the data
-        cid = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        cid = "-"
+        while cid.startswith("-"):  # a leading "-" reads as an option to kafka-storage
+            cid = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
         result = subprocess.run(java + ["kafka.tools.StorageTool", "format", "-t", cid, "-c",
                                         str(config)],
                                 capture_output=True, text=True, timeout=120, check=False)

@@ -18,6 +18,7 @@ that crashes the agent (faust raises those inside the stream iterator).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -196,11 +197,16 @@ def encode(record: Any) -> bytes:
     return orjson.dumps(record)
 
 
+@functools.cache
+def _field_names(cls: type) -> frozenset[str]:
+    return frozenset(f.name for f in dataclasses.fields(cls))
+
+
 def _build(cls: type[R], data: Any) -> R:
     if not isinstance(data, dict):
         raise BadRecord(f"{cls.__name__}: expected a JSON object, got {type(data).__name__}")
     nested = _NESTED.get(cls, {})
-    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    names = _field_names(cls)
     kwargs: dict[str, Any] = {}
     for key, value in data.items():
         if key not in names:

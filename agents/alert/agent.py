@@ -119,5 +119,6 @@ async def alert_agent(stream: StreamT) -> None:
                                             watch_id=hit.watch_id, story_id=alert.story_id))
             if emitted:
                 alert_table[key] = _dump(states, event.message.partition, now)
+                METRICS.open_alerts.set(len(alert_table))
             METRICS.articles.labels("alert", "emitted" if emitted else "dropped").inc()
             _evict(event, now)

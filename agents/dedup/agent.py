@@ -69,7 +69,9 @@ async def dedup_agent(stream: StreamT) -> None:
             article = decode(Article, event.value or b"")
             verdict = _State.index.observe(article, now, offset=event.message.offset)
             _persist(verdict.changes)
-            if now - _State.last_evict > EVICT_EVERY_SECONDS:
+            # Every 30 s for the time window; at once when the size cap is passed.
+            if (now - _State.last_evict > EVICT_EVERY_SECONDS
+                    or len(_State.index) > settings.dedup_max_articles):
                 _persist(_State.index.evict(now))
                 _State.last_evict = now
             METRICS.dedup_window_articles.set(len(_State.index))

@@ -8,6 +8,7 @@ is refused by the guard, goes to the dead-letter topic (stage "webhook").
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import aiohttp
 from faust.types import StreamT
@@ -33,11 +34,24 @@ class WebhookFailed(RejectedInput):
     reason = "webhook_failed"
 
 
+_seen: list[Any] = [None, False]  # [the matcher last looked at, whether it had a webhook]
+
+
+def _any_webhook() -> bool:
+    """Whether any loaded watch has a webhook, computed once per matcher build."""
+    matcher = registry.matcher
+    if _seen[0] is not matcher:
+        _seen[:] = [matcher, any(w.webhook_url for w in matcher.watches.values())]
+    return bool(_seen[1])
+
+
 @app.agent(topics["alerts"])
 async def webhook_agent(stream: StreamT) -> None:
     async with aiohttp.ClientSession() as session:
         async for event in stream.events():
             await watches_loaded()
+            if not _any_webhook():
+                continue  # the common case: nothing to deliver, not even a decode
             async with guarded("webhook", event):
                 alert = decode(Alert, event.value or b"")
                 watch = registry.get(alert.watch_id)
