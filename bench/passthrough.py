@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import itertools
 import os
-from pathlib import Path
 from typing import Any
 
 import aiokafka
@@ -26,7 +25,7 @@ import faust
 import orjson
 from faust.types import StreamT, TopicT
 
-from streams.settings import load_settings
+from streams.settings import faust_options, load_settings
 
 __all__ = ["HOPS", "PARTITIONS", "app", "topic_names"]
 
@@ -57,25 +56,9 @@ def topic_names(prefix: str) -> dict[str, str]:
     return {name: f"{prefix}pass.{name}" for name, _ in HOPS}
 
 
-# The settings of streams/app.py that touch speed or latency, from the same variables.
-app = faust.App(
-    settings.app_id,
-    broker=settings.broker_url or "kafka://127.0.0.1:9092",
-    store=settings.store,
-    datadir=str(Path(settings.cache_dir) / "worker-data" / f"passthrough-{settings.web_port}"),
-    autodiscover=False,
-    web_host=settings.web_host,
-    web_bind=settings.web_host,
-    web_port=settings.web_port,
-    topic_replication_factor=settings.replication_factor,
-    topic_partitions=1,
-    consumer_auto_offset_reset="earliest",
-    producer_linger_ms=settings.producer_linger_ms,
-    broker_session_timeout=settings.session_timeout_seconds,
-    broker_heartbeat_interval=min(3.0, settings.session_timeout_seconds / 3),
-    broker_commit_interval=settings.commit_interval_seconds,
-    producer_max_request_size=8 * 1024 * 1024,
-)
+# Exactly the client settings of streams/app.py, from the same variables.
+app = faust.App(settings.app_id,
+                **faust_options(settings, data_name=f"passthrough-{settings.web_port}"))
 
 _names = topic_names(settings.topic_prefix)
 topics: dict[str, TopicT] = {

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import importlib
 import logging
-from pathlib import Path
 
 import faust
 from faust.types import TopicT
@@ -17,7 +16,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from streams.logs import logging_config
 from streams.metrics import METRICS, REGISTRY
-from streams.settings import load_settings
+from streams.settings import faust_options, load_settings
 from streams.topics import TOPICS, topic_name
 
 __all__ = ["AGENT_MODULES", "VERSION", "app", "load_agents", "settings", "topics"]
@@ -29,25 +28,7 @@ settings = load_settings()
 
 app = faust.App(
     settings.app_id,
-    # With no broker configured the CLI starts the embedded one and sets the URL first;
-    # this placeholder only matters to commands that never connect.
-    broker=settings.broker_url or "kafka://127.0.0.1:9092",
-    store=settings.store,
-    # Per web port: two workers on one host must not share a RocksDB directory.
-    datadir=str(Path(settings.cache_dir) / "worker-data" / str(settings.web_port)),
-    autodiscover=False,
-    web_host=settings.web_host,
-    web_bind=settings.web_host,
-    web_port=settings.web_port,
-    topic_replication_factor=settings.replication_factor,
-    topic_partitions=1,
-    consumer_auto_offset_reset="earliest",
-    producer_linger_ms=settings.producer_linger_ms,
-    broker_session_timeout=settings.session_timeout_seconds,
-    broker_heartbeat_interval=min(3.0, settings.session_timeout_seconds / 3),
-    broker_commit_interval=settings.commit_interval_seconds,
-    # Dead letters carry the original payload, which may be large.
-    producer_max_request_size=8 * 1024 * 1024,
+    **faust_options(settings, data_name=str(settings.web_port)),
     table_cleanup_interval=60.0,
     logging_config=logging_config(settings.log_format, settings.log_level),
 )

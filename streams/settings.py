@@ -40,6 +40,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
+from typing import Any
 
 from streams.errors import ConfigError
 
@@ -111,3 +112,29 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     if settings.max_message_bytes <= 0:
         raise ConfigError(f"{PREFIX}MAX_MESSAGE_BYTES must be positive")
     return settings
+
+
+def faust_options(settings: Settings, *, data_name: str) -> dict[str, Any]:
+    """``faust.App`` keyword options from our settings, shared by the pipeline's app and the
+    benchmark's pass-through ceiling, so both run with exactly the same client settings."""
+    return {
+        # With no broker configured the CLI starts the embedded one and sets the URL first;
+        # this placeholder only matters to commands that never connect.
+        "broker": settings.broker_url or "kafka://127.0.0.1:9092",
+        "store": settings.store,
+        # Per web port: two workers on one host must not share a RocksDB directory.
+        "datadir": str(Path(settings.cache_dir) / "worker-data" / data_name),
+        "autodiscover": False,
+        "web_host": settings.web_host,
+        "web_bind": settings.web_host,
+        "web_port": settings.web_port,
+        "topic_replication_factor": settings.replication_factor,
+        "topic_partitions": 1,
+        "consumer_auto_offset_reset": "earliest",
+        "producer_linger": settings.producer_linger_ms / 1000,
+        "broker_session_timeout": settings.session_timeout_seconds,
+        "broker_heartbeat_interval": min(3.0, settings.session_timeout_seconds / 3),
+        "broker_commit_interval": settings.commit_interval_seconds,
+        # Dead letters carry the original payload, which may be large.
+        "producer_max_request_size": 8 * 1024 * 1024,
+    }
