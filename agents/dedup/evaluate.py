@@ -28,8 +28,7 @@ from typing import Any
 import orjson
 
 from agents.dedup.index import DedupIndex, Verdict, article_time
-from agents.dedup.minhash import signature
-from agents.dedup.terms import term_vector
+from agents.dedup.terms import bag_of_words
 from streams.records import Article
 from streams.text import tokens
 
@@ -148,12 +147,10 @@ def evaluate_stories(
 
 
 def _warm(articles: list[Article]) -> None:
-    """Fill the per-process word caches (IDF, token hashes) as a running worker has them,
+    """Fill the per-process word cache (IDF and token hash per word) as a running worker has them,
     so articles/s measures the steady state rather than the first look-ups of a vocabulary."""
     for article in articles:
-        words = tokens(article.text) or tokens(article.title)
-        term_vector(tokens(article.title), words, [(e.name, e.count) for e in article.entities])
-        signature(words)
+        bag_of_words(tokens(article.title), tokens(article.text))
 
 
 def evaluate_duplicates(path: Path) -> dict[str, Any]:

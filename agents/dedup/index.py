@@ -52,7 +52,7 @@ import xxhash
 
 from agents.dedup import minhash
 from agents.dedup.stories import Story, StoryClusterer
-from agents.dedup.terms import term_vector
+from agents.dedup.terms import bag_of_words, term_vector
 from streams.records import Article, StorySummary, stable_id
 from streams.text import tokens
 
@@ -145,10 +145,12 @@ class DedupIndex:
         first = self._by_hash.get(body_hash)
         if first is not None:
             return self._exact(first, published, now, article.source)
-        sig = minhash.signature(dup_words)
+        bag = bag_of_words(title_words, body_words)
+        sig = minhash.signature_of_hashes(list(map(bag.hashes.__getitem__, dup_words)))
         named = [(e.name, e.count) for e in article.entities]
-        vec = term_vector(title_words, body_words, named)
-        near = self._nearest(sig)
+        vec = term_vector(title_words, body_words, named, bag)
+        keys = minhash.band_keys(sig)
+        near = self._nearest(sig, keys)
         if near is not None:
             entry = self._articles[near]
             original = entry.original or near
@@ -159,7 +161,7 @@ class DedupIndex:
             story_id = found or stable_id("story", article.id)
         story = self._stories.add(story_id, vec, published, now, article.source)
         entry = _Entry(t, body_hash, sig, story_id, original, now, offset)
-        self._record(article.id, entry)
+        self._record(article.id, entry, keys)
         changes: list[Change] = [
             (f"a:{article.id}", entry.encode()),
             (f"s:{story_id}", orjson.dumps(story.to_dict())),
@@ -174,10 +176,10 @@ class DedupIndex:
         changes: list[Change] = [(f"s:{story_id}", orjson.dumps(story.to_dict()))]
         return Verdict("exact_duplicate", first, story_id, _summary(story), changes)
 
-    def _nearest(self, sig: np.ndarray) -> str | None:
+    def _nearest(self, sig: np.ndarray, keys: list[bytes]) -> str | None:
         """The most similar recorded article above the threshold (earliest on ties)."""
         best: tuple[float, float, str] | None = None
-        for doc_id in self._lsh.candidates(sig):
+        for doc_id in self._lsh.candidates(keys):
             entry = self._articles[doc_id]
             sim = minhash.similarity(sig, entry.sig)
             if sim < minhash.THRESHOLD:
@@ -189,12 +191,12 @@ class DedupIndex:
 
     # -- bookkeeping ----------------------------------------------------------------------
 
-    def _record(self, article_id: str, entry: _Entry) -> None:
+    def _record(self, article_id: str, entry: _Entry, keys: list[bytes] | None = None) -> None:
         self._articles[article_id] = entry
         held = self._by_hash.get(entry.body_hash)
         if held is None or (entry.t, article_id) < (self._articles[held].t, held):
             self._by_hash[entry.body_hash] = article_id
-        self._lsh.add(article_id, entry.sig)
+        self._lsh.add(article_id, minhash.band_keys(entry.sig) if keys is None else keys)
         self._live[entry.story_id] = self._live.get(entry.story_id, 0) + 1
         heapq.heappush(self._heap, (entry.seen, article_id))
 
@@ -202,7 +204,7 @@ class DedupIndex:
         entry = self._articles.pop(article_id)
         if self._by_hash.get(entry.body_hash) == article_id:
             del self._by_hash[entry.body_hash]
-        self._lsh.remove(article_id, entry.sig)
+        self._lsh.remove(article_id, minhash.band_keys(entry.sig))
         changes: list[Change] = [(f"a:{article_id}", None)]
         left = self._live.get(entry.story_id, 0) - 1
         if left > 0:
@@ -243,7 +245,7 @@ class DedupIndex:
         entry = self._articles.pop(article_id)
         if self._by_hash.get(entry.body_hash) == article_id:
             del self._by_hash[entry.body_hash]
-        self._lsh.remove(article_id, entry.sig)
+        self._lsh.remove(article_id, minhash.band_keys(entry.sig))
         self._live[entry.story_id] -= 1
 
     def __len__(self) -> int:

@@ -34,6 +34,7 @@ import math
 import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from operator import mul
 from typing import Any
 
 from agents.dedup.terms import top
@@ -49,6 +50,7 @@ QUERY_TERMS = 8
 SHORTLIST = 4
 TIME_SCALE = 24 * 3600.0
 MAX_SOURCES = 50
+_ZEROS = itertools.repeat(0.0)  # the default of every centroid look-up
 
 
 @dataclass(slots=True)
@@ -91,7 +93,8 @@ class Story:
 
 
 def _norm(vec: dict[str, float]) -> float:
-    return math.sqrt(sum(w * w for w in vec.values()))
+    weights = list(vec.values())
+    return math.sqrt(sum(map(mul, weights, weights)))
 
 
 def _time_factor(story: Story, t: float | None) -> float:
@@ -117,10 +120,10 @@ class StoryClusterer:
         """The story this article vector belongs to (or None) and its score."""
         best_id: str | None = None
         best_score = 0.0
+        weights = list(vec.values())
         for story_id in self._shortlist(vec):
             story = self.stories[story_id]
-            centroid = story.centroid
-            dot = sum(w * centroid.get(term, 0.0) for term, w in vec.items())
+            dot = sum(map(mul, weights, map(story.centroid.get, vec, _ZEROS)))
             score = dot / story.norm * _time_factor(story, t)
             if score > best_score or (score == best_score and best_id and story_id < best_id):
                 best_id, best_score = story_id, score
@@ -206,13 +209,13 @@ class StoryClusterer:
 
     def _index(self, story_id: str, centroid: dict[str, float]) -> None:
         postings = self._postings
-        norm = _norm(centroid) or 1.0
+        scale = 1.0 / (_norm(centroid) or 1.0)
         for term, weight in centroid.items():
             posting = postings.get(term)
             if posting is None:
-                postings[term] = {story_id: weight / norm}
+                postings[term] = {story_id: weight * scale}
             else:
-                posting[story_id] = weight / norm
+                posting[story_id] = weight * scale
 
     def _unindex(self, story_id: str, terms: Iterable[str]) -> None:
         for term in terms:

@@ -27,14 +27,16 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Iterable
+from dataclasses import dataclass
 from itertools import compress, pairwise
 from operator import itemgetter, mul
 
 from wordfreq import zipf_frequency
 
+from agents.dedup import minhash
 from streams.text import tokens
 
-__all__ = ["IDF_CEILING", "MIN_IDF", "TOP_TERMS", "idf", "term_vector", "cosine"]
+__all__ = ["IDF_CEILING", "MIN_IDF", "TOP_TERMS", "Bag", "bag_of_words", "idf", "term_vector", "cosine"]
 
 IDF_CEILING = 8.0
 MIN_IDF = 2.0
@@ -60,17 +62,39 @@ def idf(word: str) -> float:
     return value
 
 
-_KEPT_IDF: dict[str, float] = {}  # idf(word), or 0.0 for a word the vectors drop
+# word -> (its idf, or 0.0 for a word the vectors drop; its MinHash token hash): one cache,
+# so each distinct word of an article costs one look-up in a big, cache-cold dict.
+_WORDS: dict[str, tuple[float, int]] = {}
 
 
-def _kept_idf(word: str) -> float:
+def _word(word: str) -> tuple[float, int]:
     value = idf(word)
-    if value < MIN_IDF or len(word) < 2:
-        value = 0.0
-    if len(_KEPT_IDF) >= _IDF_CACHE_MAX:
-        _KEPT_IDF.clear()
-    _KEPT_IDF[word] = value
-    return value
+    found = (0.0 if value < MIN_IDF or len(word) < 2 else value, minhash.token_hash(word))
+    if len(_WORDS) >= _IDF_CACHE_MAX:
+        _WORDS.clear()
+    _WORDS[word] = found
+    return found
+
+
+@dataclass(slots=True)
+class Bag:
+    """An article's words, each looked up once for both the term vector and MinHash."""
+
+    counts: Counter[str]  # word -> count, title words counted TITLE_BOOST times
+    kept_idf: list[float]  # per word of ``counts``, in its order; 0.0 = dropped
+    hashes: dict[str, int]  # word -> token hash; a small dict, hot in cache for the shingles
+
+
+def bag_of_words(title_words: list[str], body_words: list[str]) -> Bag:
+    counts = _counts(title_words, body_words)
+    found = list(map(_WORDS.get, counts))  # C-level look-ups; None for new words
+    if None in found:
+        found = [_word(w) if f is None else f for w, f in zip(counts, found, strict=True)]
+    return Bag(
+        counts,
+        list(map(itemgetter(0), found)),  # type: ignore[arg-type]
+        dict(zip(counts, map(itemgetter(1), found), strict=True)),  # type: ignore[arg-type]
+    )
 
 
 _ENTITIES: dict[str, tuple[str, float]] = {}  # entity name -> (term, idf)
@@ -127,14 +151,14 @@ def term_vector(
     title_words: list[str],
     body_words: list[str],
     entities: Iterable[tuple[str, int]] = (),
+    bag: Bag | None = None,
 ) -> dict[str, float]:
     """Top ``TOP_TERMS`` TF-IDF weights of an article, L2-normalised, heaviest first.
-    ``entities`` are (canonical name, mentions) pairs from the tag stage."""
-    words = _counts(title_words, body_words)
-    cache = _KEPT_IDF
-    values = list(map(cache.get, words))  # C-level look-ups; None for new words
-    if None in values:
-        values = [_kept_idf(w) if v is None else v for w, v in zip(words, values, strict=True)]
+    ``entities`` are (canonical name, mentions) pairs from the tag stage; ``bag`` is
+    ``bag_of_words(title_words, body_words)`` when the caller has it already."""
+    if bag is None:
+        bag = bag_of_words(title_words, body_words)
+    words, values = bag.counts, bag.kept_idf
     kept = {w: v for w, v in zip(words, values, strict=True) if v}
     weights = dict(zip(kept, map(mul, _sublinear(words, kept), kept.values()), strict=True))
     if len(weights) > TOP_TERMS:

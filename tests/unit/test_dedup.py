@@ -248,8 +248,10 @@ def test_minhash_estimates_jaccard_and_lsh_forgets() -> None:
     exact = len(part) / len(shingles)
     assert abs(minhash.similarity(sig, minhash.signature(half)) - exact) < 0.2
     lsh = minhash.LSHIndex()
-    lsh.add("a", sig)
-    lsh.add("a", sig)  # idempotent
-    assert lsh.candidates(sig) == ["a"]
-    lsh.remove("a", sig)
-    assert lsh.candidates(sig) == [] and len(lsh) == 0
+    keys = minhash.band_keys(sig)
+    assert len(set(keys)) == minhash.BANDS
+    lsh.add("a", keys)
+    lsh.add("a", keys)  # idempotent
+    assert lsh.candidates(keys) == ["a"]
+    lsh.remove("a", keys)
+    assert lsh.candidates(keys) == [] and len(lsh) == 0
