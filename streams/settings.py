@@ -15,6 +15,8 @@ would silently override code, so wirewatch never uses those names.
 | WIREWATCH_MAX_BODY_CHARS | 200000 | cleaned bodies are cut to this many characters |
 | WIREWATCH_DEDUP_WINDOW_HOURS | 72 | how long dedup remembers an article |
 | WIREWATCH_DEDUP_MAX_ARTICLES | 50000 | size cap of the dedup window |
+| WIREWATCH_DEDUP_BATCH_MAX | 256 | most articles dedup prepares at once (numpy over the batch) |
+| WIREWATCH_DEDUP_BATCH_WAIT_MS | 2 | longest dedup waits to fill a batch: the latency it may add |
 | WIREWATCH_ALERT_WINDOW_HOURS | 72 | how long an alert stays open for updates |
 | WIREWATCH_ALERT_MAX_OPEN | 100000 | size cap of open alerts |
 | WIREWATCH_PRODUCER_LINGER_MS | 2 | producer batching delay; trades latency for throughput |
@@ -62,6 +64,8 @@ class Settings:
     max_body_chars: int = 200_000
     dedup_window_hours: float = 72.0
     dedup_max_articles: int = 50_000
+    dedup_batch_max: int = 256
+    dedup_batch_wait_ms: float = 2.0
     alert_window_hours: float = 72.0
     alert_max_open: int = 100_000
     producer_linger_ms: int = 2

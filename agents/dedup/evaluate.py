@@ -21,14 +21,13 @@ import gzip
 import random
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import orjson
 
-from agents.dedup.index import DedupIndex, Verdict, article_time
-from agents.dedup.terms import bag_of_words
+from agents.dedup.index import DedupIndex, Verdict, article_time, prepare
 from streams.records import Article
 from streams.text import tokens
 
@@ -43,6 +42,7 @@ __all__ = [
 ]
 
 _CLOCK0 = 1_700_000_000.0  # the clock of undated replays
+REPLAY_BATCH = 256  # the agent's batch size (WIREWATCH_DEDUP_BATCH_MAX) at full speed
 
 
 def read_rows(path: Path) -> list[dict[str, Any]]:
@@ -69,12 +69,15 @@ def _replay_order(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return dated + undated
 
 
-def _replay(index: DedupIndex, articles: Iterable[Article]) -> Iterator[tuple[Article, Verdict]]:
-    for i, article in enumerate(articles):
-        now = article_time(article, _CLOCK0 + i)
-        verdict = index.observe(article, now)
-        index.evict(now)
-        yield article, verdict
+def _replay(index: DedupIndex, articles: Sequence[Article]) -> Iterator[tuple[Article, Verdict]]:
+    """Observe the articles in order, their features prepared in batches as the agent does."""
+    for start in range(0, len(articles), REPLAY_BATCH):
+        chunk = articles[start:start + REPLAY_BATCH]
+        for i, (article, prepared) in enumerate(zip(chunk, prepare(chunk), strict=True)):
+            now = article_time(article, _CLOCK0 + start + i)
+            verdict = index.observe(article, now, prepared=prepared)
+            index.evict(now)
+            yield article, verdict
 
 
 def _pairs(n: int) -> int:
@@ -149,8 +152,8 @@ def evaluate_stories(
 def _warm(articles: list[Article]) -> None:
     """Fill the per-process word cache (IDF and token hash per word) as a running worker has them,
     so articles/s measures the steady state rather than the first look-ups of a vocabulary."""
-    for article in articles:
-        bag_of_words(tokens(article.title), tokens(article.text))
+    for start in range(0, len(articles), REPLAY_BATCH):
+        prepare(articles[start:start + REPLAY_BATCH])
 
 
 def evaluate_duplicates(path: Path) -> dict[str, Any]:
@@ -164,7 +167,7 @@ def evaluate_duplicates(path: Path) -> dict[str, Any]:
             gold.add(str(row["id"]))
         seen.add(body)
     index = DedupIndex()
-    flagged = {a.id: v for a, v in _replay(index, map(row_article, rows)) if v.kind != "unique"}
+    flagged = {a.id: v for a, v in _replay(index, [row_article(r) for r in rows]) if v.kind != "unique"}
     false = sorted(set(flagged) - gold)
     by_id = {str(r["id"]): r for r in rows}
     below_half = [i for i in false if _jaccard(by_id[i], by_id[str(flagged[i].duplicate_of)]) < 0.5]

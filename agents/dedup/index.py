@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import base64
 import heapq
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,13 +51,12 @@ import numpy as np
 import orjson
 import xxhash
 
-from agents.dedup import minhash
+from agents.dedup import batch, minhash
 from agents.dedup.stories import Story, StoryClusterer
-from agents.dedup.terms import bag_of_words, term_vector
 from streams.records import Article, StorySummary, stable_id
 from streams.text import tokens
 
-__all__ = ["DedupIndex", "Verdict", "article_time"]
+__all__ = ["DedupIndex", "Prepared", "Verdict", "article_time", "prepare"]
 
 Change = tuple[str, bytes | None]
 
@@ -102,6 +102,33 @@ class _Entry:
                    float(data.get("w", t)), data.get("k"))
 
 
+@dataclass(slots=True)
+class Prepared:
+    """What ``observe`` needs from an article's text, computed for a batch at once."""
+
+    body_hash: str  # xxh3-64 of the normalised body (of the title when the body is empty)
+    signature: np.ndarray  # MinHash of the same tokens
+    vector: dict[str, float]  # term vector (title, body and entities)
+    title_only: bool
+
+
+def prepare(articles: Sequence[Article]) -> list[Prepared]:
+    """Features of each article, vectorised over the batch (``agents.dedup.batch``): one
+    batch of a few hundred costs about half of what the articles cost one by one."""
+    docs = [
+        (tokens(a.title), tokens(a.text) if a.text else [], [(e.name, e.count) for e in a.entities])
+        for a in articles
+    ]
+    vectors, signatures = batch.features(docs)
+    return [
+        Prepared(
+            xxhash.xxh3_64_hexdigest(" ".join(body or title).encode("utf-8")),
+            signature, vector, not body,
+        )
+        for (title, body, _), vector, signature in zip(docs, vectors, signatures, strict=True)
+    ]
+
+
 def article_time(article: Article, now: float) -> float:
     """The article's publication time, or ``now`` when it has none."""
     published = article.published_timestamp()
@@ -127,9 +154,12 @@ class DedupIndex:
 
     # -- deciding -------------------------------------------------------------------------
 
-    def observe(self, article: Article, now: float, *, offset: int | None = None) -> Verdict:
+    def observe(self, article: Article, now: float, *, offset: int | None = None,
+                prepared: Prepared | None = None) -> Verdict:
         """Decide what ``article`` is, record it, and return the verdict with state writes.
-        ``offset`` identifies the input message, so a redelivery can be told from a repeat."""
+        ``offset`` identifies the input message, so a redelivery can be told from a repeat;
+        ``prepared`` is ``prepare([article])[0]``, computed with a batch when the caller
+        has one."""
         published = article.published_timestamp()
         t = now if published is None else published
         seen = self._articles.get(article.id)
@@ -138,17 +168,12 @@ class DedupIndex:
             if offset is not None and seen.offset == offset:
                 return Verdict("redelivery", seen.original, seen.story_id, _summary(story), [])
             return Verdict("exact_duplicate", article.id, seen.story_id, _summary(story), [])
-        title_words = tokens(article.title)
-        body_words = tokens(article.text) if article.text else []
-        dup_words = body_words or title_words
-        body_hash = xxhash.xxh3_64_hexdigest(" ".join(dup_words).encode("utf-8"))
-        first = self._by_hash.get(body_hash)
+        if prepared is None:
+            prepared = prepare([article])[0]
+        first = self._by_hash.get(prepared.body_hash)
         if first is not None:
             return self._exact(first, published, now, article.source)
-        bag = bag_of_words(title_words, body_words)
-        sig = minhash.signature_of_hashes(list(map(bag.hashes.__getitem__, dup_words)))
-        named = [(e.name, e.count) for e in article.entities]
-        vec = term_vector(title_words, body_words, named, bag)
+        sig, vec = prepared.signature, prepared.vector
         keys = minhash.band_keys(sig)
         near = self._nearest(sig, keys)
         if near is not None:
@@ -157,10 +182,10 @@ class DedupIndex:
             kind, story_id = "near_duplicate", entry.story_id
         else:
             original, kind = None, "unique"
-            found, _ = self._stories.best(vec, published, title_only=not body_words)
+            found, _ = self._stories.best(vec, published, title_only=prepared.title_only)
             story_id = found or stable_id("story", article.id)
         story = self._stories.add(story_id, vec, published, now, article.source)
-        entry = _Entry(t, body_hash, sig, story_id, original, now, offset)
+        entry = _Entry(t, prepared.body_hash, sig, story_id, original, now, offset)
         self._record(article.id, entry, keys)
         changes: list[Change] = [
             (f"a:{article.id}", entry.encode()),

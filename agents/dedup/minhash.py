@@ -38,6 +38,9 @@ __all__ = [
     "THRESHOLD",
     "signature",
     "signature_of_hashes",
+    "combine_shingles",
+    "permuted_minima",
+    "empty_signature",
     "token_hash",
     "similarity",
     "band_keys",
@@ -63,6 +66,7 @@ _MUL = (_rng.integers(0, 1 << 31, size=(PERMUTATIONS, 1), dtype=np.uint64) * 2 +
 # Odd multipliers that mix the token hashes of a shingle into one 32-bit value.
 _MIX = np.array([0x9E3779B1, 0x85EBCA77, 0xC2B2AE3D, 0x27D4EB2F, 0x165667B1], dtype=np.uint32)
 _EMPTY = np.full(PERMUTATIONS, 0xFFFFFFFF, dtype=np.uint32)
+_FIRST = np.zeros(1, dtype=np.intp)
 
 
 def token_hash(word: str) -> int:
@@ -71,9 +75,19 @@ def token_hash(word: str) -> int:
     return xxhash.xxh32_intdigest(word.encode("utf-8"))
 
 
+def combine_shingles(token_hashes: list[np.ndarray]) -> np.ndarray:
+    """Shingle hashes from ``SHINGLE`` aligned arrays: the k-th holds each shingle's k-th
+    token hash (uint32; the arithmetic wraps modulo 2**32)."""
+    combined = token_hashes[0] * _MIX[0]
+    for i in range(1, SHINGLE):
+        combined ^= token_hashes[i]
+        combined *= _MIX[i]
+    return combined
+
+
 def _shingle_hashes(token_hashes: list[int]) -> np.ndarray:
     """32-bit hashes of the word shingles (order-sensitive within a shingle); repeats are
-    left in: they cannot change a minimum. uint32 arithmetic wraps modulo 2**32."""
+    left in: they cannot change a minimum."""
     hashes = np.array(token_hashes, dtype=np.uint32)
     if len(hashes) < SHINGLE:
         combined = np.zeros(1, dtype=np.uint32)
@@ -81,11 +95,16 @@ def _shingle_hashes(token_hashes: list[int]) -> np.ndarray:
             combined = combined * _MIX[i % len(_MIX)] + h
         return combined
     n = len(hashes) - SHINGLE + 1
-    combined = hashes[:n] * _MIX[0]
-    for i in range(1, SHINGLE):
-        combined ^= hashes[i : i + n]
-        combined *= _MIX[i]
-    return combined
+    return combine_shingles([hashes[i : i + n] for i in range(SHINGLE)])
+
+
+def permuted_minima(shingles: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """(PERMUTATIONS x documents) minima of the permuted shingle hashes, the documents'
+    shingles lying one after another from ``starts``."""
+    y = shingles[np.newaxis, :] ^ _XOR
+    y *= _MUL
+    y ^= y >> _SHIFT16
+    return np.minimum.reduceat(y, starts, axis=1)
 
 
 def signature(words: list[str]) -> np.ndarray:
@@ -96,11 +115,13 @@ def signature(words: list[str]) -> np.ndarray:
 def signature_of_hashes(token_hashes: list[int]) -> np.ndarray:
     """``signature`` from the tokens' ``token_hash`` values, in text order."""
     if not token_hashes:
-        return _EMPTY.copy()
-    y = _shingle_hashes(token_hashes)[np.newaxis, :] ^ _XOR
-    y *= _MUL
-    y ^= y >> _SHIFT16
-    return y.min(axis=1)
+        return empty_signature()
+    return permuted_minima(_shingle_hashes(token_hashes), _FIRST)[:, 0]
+
+
+def empty_signature() -> np.ndarray:
+    """The signature of no shingles: it matches nothing (``LSHIndex`` skips it)."""
+    return _EMPTY.copy()
 
 
 def similarity(a: np.ndarray, b: np.ndarray) -> float:

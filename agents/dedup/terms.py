@@ -67,7 +67,8 @@ def idf(word: str) -> float:
 _WORDS: dict[str, tuple[float, int]] = {}
 
 
-def _word(word: str) -> tuple[float, int]:
+def word_info(word: str) -> tuple[float, int]:
+    """A word's kept IDF (0.0: dropped from vectors) and its MinHash token hash."""
     value = idf(word)
     found = (0.0 if value < MIN_IDF or len(word) < 2 else value, minhash.token_hash(word))
     if len(_WORDS) >= _IDF_CACHE_MAX:
@@ -89,7 +90,7 @@ def bag_of_words(title_words: list[str], body_words: list[str]) -> Bag:
     counts = _counts(title_words, body_words)
     found = list(map(_WORDS.get, counts))  # C-level look-ups; None for new words
     if None in found:
-        found = [_word(w) if f is None else f for w, f in zip(counts, found, strict=True)]
+        found = [word_info(w) if f is None else f for w, f in zip(counts, found, strict=True)]
     return Bag(
         counts,
         list(map(itemgetter(0), found)),  # type: ignore[arg-type]
@@ -126,7 +127,7 @@ def _pair_counts(
     return pairs
 
 
-def _entity(name: str) -> tuple[str, float]:
+def entity(name: str) -> tuple[str, float]:
     """An entity name's term and the max idf of its words (cached per process)."""
     found = _ENTITIES.get(name)
     if found is None:
@@ -184,7 +185,7 @@ def term_vector(
                 weights[f"{first} {second}"] = (1.0 + log(n)) * (a + b) * half
     if ENTITY_WEIGHT > 0:
         for name, mentions in entities:
-            term, value = _entity(name)
+            term, value = entity(name)
             if value >= MIN_IDF:
                 weight = ENTITY_WEIGHT * (1.0 + math.log(max(1, mentions))) * value
                 weights[term] = max(weight, weights.get(term, 0.0))

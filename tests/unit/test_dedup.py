@@ -255,3 +255,28 @@ def test_minhash_estimates_jaccard_and_lsh_forgets() -> None:
     assert lsh.candidates(keys) == ["a"]
     lsh.remove("a", keys)
     assert lsh.candidates(keys) == [] and len(lsh) == 0
+
+
+def test_batched_features_equal_the_reference_article_by_article() -> None:
+    """agents.dedup.batch (numpy over a batch) must give the very floats of terms.term_vector
+    and minhash.signature: real BBC articles plus edge cases (no body, no text, two words)."""
+    import gzip
+    import json
+
+    import numpy as np
+
+    from agents.dedup import batch, minhash, terms
+    from streams.text import tokens
+
+    with gzip.open(SEEDS.parent / "data" / "bbc_news_2225.jsonl.gz", "rt") as fh:
+        rows = [json.loads(line) for _, line in zip(range(150), fh, strict=False)]
+    docs = [(tokens(r.get("title") or ""), tokens(r.get("text") or ""), []) for r in rows]
+    docs += [(tokens(seed(n).title), tokens(seed(n).text), [("Japan", 3), ("Philippines", 2)])
+             for n in ("000", "003")]
+    docs += [(tokens("Headline only, no body"), [], [("Federal Reserve", 1)]), ([], [], []),
+             (tokens("Two"), tokens("words here"), []), ([], tokens("x"), [])]
+    vectors, signatures = batch.features(docs)
+    for (title, body, entities), vector, signature in zip(docs, vectors, signatures, strict=True):
+        reference = terms.term_vector(title, body, entities)
+        assert list(vector.items()) == list(reference.items())
+        assert np.array_equal(signature, minhash.signature(body or title))
