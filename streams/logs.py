@@ -12,8 +12,9 @@ import logging
 from typing import Any
 
 import orjson
+from faust.utils.terminal.spinners import SpinnerHandler
 
-__all__ = ["JsonFormatter", "logging_config", "EVENT_FIELDS"]
+__all__ = ["JsonFormatter", "drop_startup_spinner", "logging_config", "EVENT_FIELDS"]
 
 #: Extra fields copied into JSON log lines when a record carries them.
 EVENT_FIELDS = ("stage", "topic", "partition", "offset", "reason", "article_id", "alert_id",
@@ -51,3 +52,22 @@ def logging_config(log_format: str, level: str) -> dict[str, Any] | None:
                                 "stream": "ext://sys.stderr"}},
         "root": {"level": level.upper(), "handlers": ["stderr"]},
     }
+
+
+def drop_startup_spinner(root: logging.Logger | None = None) -> None:
+    """Undo what Faust's worker does to the root logger for its startup spinner.
+
+    At ``--loglevel warn`` and above, the worker sets the root logger to DEBUG and adds a
+    handler that advances a terminal spinner on every record. The spinner stops once the
+    worker has started, but the level and the handler stay: every ``debug()`` call of Faust,
+    aiokafka and ours then still builds a LogRecord (a stack walk included) that no handler
+    writes. This removes the handler and puts the root logger back to the level of the
+    handlers left, the one the worker was started with. No spinner handler: nothing to do.
+    """
+    root = root or logging.getLogger()
+    spinners = [h for h in root.handlers if isinstance(h, SpinnerHandler)]
+    if not spinners:
+        return
+    for handler in spinners:
+        root.removeHandler(handler)
+    root.setLevel(min((h.level for h in root.handlers), default=logging.WARNING))

@@ -15,19 +15,22 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import logging
 import time
 from types import TracebackType
 from typing import Any
 
 from faust.types import EventT, TopicT
+from prometheus_client import Counter, Gauge, Histogram
 
-from streams.app import topics
+from streams.app import app, topics
 from streams.errors import RejectedInput
+from streams.logs import drop_startup_spinner
 from streams.metrics import METRICS
 from streams.records import DeadLetter, encode
 
-__all__ = ["dead_letter", "guarded", "send", "where"]
+__all__ = ["dead_letter", "guarded", "outcome", "send", "where"]
 
 log = logging.getLogger("wirewatch.stage")
 
@@ -68,12 +71,33 @@ async def dead_letter(stage: str, event: EventT, reason: str, error: str) -> Non
                 extra=event_fields(stage, event, reason=reason))
 
 
+@app.task
+async def _quiet_debug_logs() -> None:
+    """Once started, debug() calls must cost nothing below the configured level (see
+    ``drop_startup_spinner``): app tasks start after the worker has set up logging."""
+    drop_startup_spinner()
+
+
 async def send(topic: TopicT, key: str, record: Any) -> None:
     await topic.send(key=key.encode("utf-8"), value=encode(record))
 
 
+@functools.cache
+def outcome(stage: str, name: str) -> Counter:
+    """The ``wirewatch_articles_total`` series of a stage and outcome, looked up once: a
+    ``labels()`` call takes a lock and builds its key, several µs per message and series."""
+    return METRICS.articles.labels(stage, name)
+
+
+@functools.cache
+def _timing(stage: str) -> tuple[Histogram, Gauge]:
+    return METRICS.processing_seconds.labels(stage), METRICS.last_processed.labels(stage)
+
+
 class guarded:
     """Count, time and protect the handling of one event (see the module docstring)."""
+
+    __slots__ = ("event", "stage", "started")
 
     def __init__(self, stage: str, event: EventT) -> None:
         self.stage = stage
@@ -82,13 +106,14 @@ class guarded:
 
     async def __aenter__(self) -> guarded:
         self.started = time.perf_counter()
-        METRICS.articles.labels(self.stage, "received").inc()
+        outcome(self.stage, "received").inc()
         return self
 
     async def __aexit__(self, exc_type: type[BaseException] | None,
                         exc: BaseException | None, tb: TracebackType | None) -> bool:
-        METRICS.processing_seconds.labels(self.stage).observe(time.perf_counter() - self.started)
-        METRICS.last_processed.labels(self.stage).set(time.time())
+        seconds, last = _timing(self.stage)
+        seconds.observe(time.perf_counter() - self.started)
+        last.set(time.time())
         msg = self.event.message
         LAST_READ_TIMESTAMP[(msg.topic, msg.partition)] = msg.timestamp
         if exc is None:

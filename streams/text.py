@@ -18,9 +18,15 @@ __all__ = ["Token", "fold", "normalize", "token_spans", "tokens"]
 
 # \w without the underscore: letters and digits in any script.
 _WORD = re.compile(r"[^\W_]+")
-# The common case, found ~2.5x faster: no letter or digit outside ASCII (curly quotes and
-# dashes are fine), so the tokens are the [a-z0-9] runs of the lower-cased text.
+# The common case: no letter or digit outside ASCII (curly quotes and dashes are fine), so the
+# tokens are the [a-z0-9] runs of the lower-cased text.
 _ASCII_WORD = re.compile(r"[a-z0-9]+")
+# Those runs without a regex, ~2x faster: one byte table lower-cases A-Z, keeps a-z and 0-9 and
+# turns every other byte into a space (every byte of a UTF-8 encoded non-ASCII character is
+# >= 0x80), then str.split() cuts at the spaces.
+_FOLD_ASCII = bytes(
+    b + 32 if 65 <= b <= 90 else b if 97 <= b <= 122 or 48 <= b <= 57 else 32 for b in range(256)
+)
 _NON_ASCII = re.compile(r"[^\x00-\x7f]+")
 _WORD_CHAR = re.compile(r"[^\W_]")
 
@@ -48,7 +54,7 @@ def fold(word: str) -> str:
 def tokens(text: str) -> list[str]:
     """Folded tokens of ``text``."""
     if text.isascii() or not _WORD_CHAR.search("".join(_NON_ASCII.findall(text))):
-        return _ASCII_WORD.findall(text.lower())
+        return text.encode("utf-8", "surrogatepass").translate(_FOLD_ASCII).decode("ascii").split()
     return [_fold_word(w) for w in _WORD.findall(text)]
 
 

@@ -9,7 +9,7 @@ from faust.types import StreamT
 from agents.clean.core import clean
 from streams.app import app, settings, topics
 from streams.metrics import METRICS
-from streams.stage import guarded, send
+from streams.stage import guarded, outcome, send
 
 __all__ = ["clean_agent"]
 
@@ -27,4 +27,4 @@ async def clean_agent(stream: StreamT) -> None:
             if published is not None and published <= now:
                 METRICS.article_age_seconds.observe(now - published)
             await send(topics["clean"], article.id, article)
-            METRICS.articles.labels("clean", "emitted").inc()
+            outcome("clean", "emitted").inc()

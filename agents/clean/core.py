@@ -630,6 +630,22 @@ _RULES_RE = re.compile(
     "|".join(f"(?P<r{i}>{rule.pattern})" for i, rule in enumerate(BOILERPLATE_RULES)),
     re.IGNORECASE,
 )
+# The cut rules alone, for lines longer than _MAX_DROP_CHARS (most body paragraphs): no drop
+# rule applies to them, and the drop rules' regex is the costly part (".{0,150}\ball rights
+# reserved" backtracks over 150 characters). Cut rules are listed first, so a long line gets
+# the same rule as from the whole table.
+_CUT_RULES_RE = re.compile(
+    "|".join(
+        f"(?P<r{i}>{rule.pattern})"
+        for i, rule in enumerate(BOILERPLATE_RULES)
+        if rule.action is Action.CUT
+    ),
+    re.IGNORECASE,
+)
+_FIRST_DROP_RULE = min(i for i, rule in enumerate(BOILERPLATE_RULES) if rule.action is Action.DROP)
+assert all(rule.action is Action.CUT for rule in BOILERPLATE_RULES[:_FIRST_DROP_RULE]) and all(
+    rule.action is Action.DROP for rule in BOILERPLATE_RULES[_FIRST_DROP_RULE:]
+), "_CUT_RULES_RE relies on the cut rules being listed before the drop rules"
 
 # A byline on one of the first lines: "By Jane Doe", "By Jane Doe | Reuters",
 # "By JANE DOE and John Roe, Associated Press". Every word capitalised, so prose such as
@@ -642,13 +658,10 @@ _MAX_BYLINE_CHARS = 120
 
 
 def _rule_for(line: str) -> BoilerplateRule | None:
-    match = _RULES_RE.match(line)
+    match = (_RULES_RE if len(line) <= _MAX_DROP_CHARS else _CUT_RULES_RE).match(line)
     if match is None or match.lastgroup is None:
         return None
-    rule = BOILERPLATE_RULES[int(match.lastgroup[1:])]
-    if rule.action is Action.DROP and len(line) > _MAX_DROP_CHARS:
-        return None
-    return rule
+    return BOILERPLATE_RULES[int(match.lastgroup[1:])]
 
 
 def strip_boilerplate(lines: list[str]) -> list[str]:

@@ -9,9 +9,8 @@ from faust.types import StreamT
 from agents.tag import Tagger
 from agents.watch_feed import registry, watches_loaded
 from streams.app import app, topics
-from streams.metrics import METRICS
 from streams.records import Article, decode
-from streams.stage import guarded, send
+from streams.stage import guarded, outcome, send
 
 __all__ = ["tag_agent"]
 
@@ -27,4 +26,4 @@ async def tag_agent(stream: StreamT) -> None:
             article.watch_hits = registry.matcher.match(article)
             article.stage_times["tag"] = time.time()
             await send(topics["tagged"], article.id, article)
-            METRICS.articles.labels("tag", "emitted").inc()
+            outcome("tag", "emitted").inc()

@@ -52,7 +52,7 @@ class Categorizer:
         """Votes from token counts of ``title + title + text`` (title tokens vote twice)."""
         lexicon = self.lexicon
         score: Counter[str] = Counter()
-        for word in [w for w in counts if w in lexicon]:  # in first-appearance order
+        for word in filter(lexicon.__contains__, counts):  # in first-appearance order
             n = counts[word]
             for cat in lexicon[word]:
                 score[cat] += n

@@ -4,7 +4,8 @@ A statistical NER costs ~65 ms per article; this costs a few hundred µs. Steps:
 
 1. Split the text into word tokens with offsets (a regex; "U.S." is one token).
 2. Mark SHOUTED lines (no lower case: wire headlines): only the gazetteer applies there.
-3. Find the gazetteer names with a case-sensitive Aho-Corasick pass over the text.
+3. Find the gazetteer names with a case-sensitive Aho-Corasick pass, over each capitalised
+   run (cached by run text) or, when a name may go past a run, over the whole text.
 4. Group capitalised tokens into *runs* ("Chinese Defense Minister Dong Jun", "Bank of
    England"), and classify each run, first rule wins:
    exact gazetteer name > person title cue ("Minister X Y") > organisation head or suffix
@@ -811,17 +812,26 @@ def _acronym_tail(word: str) -> bool:
     )
 
 
+# Abbreviations whose "." belongs to a capitalised word of a run ("Mr." in "Mr. Smith").
+_DOTTED = ("Mrs", "Mr", "Ms", "Dr", "Gen", "Lt", "Col", "Sen", "Rep", "Gov", "St", "Jr", "Sgt", "Capt",
+           "Maj", "Adm", "Prof", "Rev", "Brig", "Cmdr")  # fmt: skip
+# One capitalised word, first match wins: initials ("U.S."), a dotted abbreviation ("Mrs."), an
+# initial ("J."), or a word ("O'Neill", "Jean-Luc"). It starts with a plain character class so
+# that the regex engine skips ahead to capitals instead of trying a match at every offset; the
+# lookbehinds then check which word that capital began (~1.6x faster than a lookahead first).
 _CAP = (
-    r"(?:[A-Z]\.){2,}|(?:Mrs|Mr|Ms|Dr|Gen|Lt|Col|Sen|Rep|Gov|St|Jr|Sgt|Capt|Maj|Adm|Prof|Rev|Brig"
-    r"|Cmdr|[A-Z])\.|[A-ZÀ-ÖØ-Þ][^\W_]*(?:['’-][^\W_]+)*"
+    r"[A-ZÀ-ÖØ-Þ](?:(?<=[A-Z])\.(?:[A-Z]\.)+"
+    r"|[a-z]++\.(?:" + "|".join(rf"(?<={word}\.)" for word in _DOTTED) + ")"
+    r"|(?<=[A-Z])\.|[^\W_]*(?:['’-][^\W_]+)*)"
 )
 # A run of capitalised words, with spaces, "&" or a connector between them. Found by one
 # regex pass so that Python-level work is per run (~1 in 6 words), not per word.
-_RUN = re.compile(
-    rf"(?=[A-ZÀ-ÖØ-Þ])(?:{_CAP})(?:(?:[ \t]+|[ \t]*&[ \t]*)"
-    rf"(?:(?:of|for|de|da|du|del|der|van|von|bin|al|la|le)[ \t]+)?(?:{_CAP}))*"
-)
+_JOIN = r"(?:[ \t]+|[ \t]*&[ \t]*)(?:(?:of|for|de|da|du|del|der|van|von|bin|al|la|le)[ \t]+)?"
+_RUN = re.compile(rf"{_CAP}(?:{_JOIN}{_CAP})*")
+# What a run goes on with: text after a run's end never starts like this.
+_RUN_GOES_ON = re.compile(rf"{_JOIN}[A-ZÀ-ÖØ-Þ]")
 _WORD = re.compile(r"(?:[A-Z]\.){2,}|[^\W_]+(?:['’][^\W_]+)*")
+_INNER_WORD = re.compile(r"(?<![^\W_])[^\W_]")  # a letter or digit that starts a word
 _PREV_WORD = re.compile(r"([^\W_]+)[^\w\n]*$")
 # The word before an offset, matched in the reversed text: one anchored match instead of a
 # search over a window. Same as ``_PREV_WORD`` (whose ``$`` also matches before a final "\n").
@@ -829,16 +839,21 @@ _PREV_WORD_REVERSED = re.compile(r"\n?[^\w\n]*([^\W_]+)")
 _CUES_REVERSED = frozenset(cue[::-1] for cue in _PERSON_CUES)
 _NEXT_WORD = re.compile(r"[ \t,]*([a-z]+)")
 
-# A run's mentions relative to its start: (start, end, surface, kind, name, source).
-_Template = tuple[tuple[int, int, str, str | None, str, str], ...]
+# A mention relative to the start of its run: (start, end, surface, kind, name, source).
+_Mention = tuple[int, int, str, str | None, str, str]
+# A run's mentions.
+_Template = tuple[_Mention, ...]
 # What a run's classification asked about its surroundings, in order: (question, answer).
 _Context = tuple[tuple[str, bool], ...]
+# Gazetteer hits inside a run, relative to its start: (start, end, kind, canonical), in order.
+_Hits = tuple[tuple[int, int, str, str], ...]
 # Cache key of a run: its text, with the gazetteer hits inside it (relative) if there are any.
-_Key = str | tuple[str, tuple[tuple[int, int, str, str], ...]]
+_Key = str | tuple[str, _Hits]
 # Cache entry: (end of the run's last word, relative; [(context answers, template), ...]).
 _Entry = tuple[int, list[tuple[_Context, _Template]]]
-# A mention while scanning: [start, end, surface, kind, name, source], as in ``Mention``.
-_Row = list[Any]
+# A resolved mention of a scan: (index of its row, kind, name, source).
+_Resolved = tuple[int, str, str, str]
+_NEVER = 1 << 62  # an offset past any text
 
 
 def _shouted_lines(text: str) -> list[tuple[int, int]]:
@@ -854,24 +869,53 @@ def _shouted_lines(text: str) -> list[tuple[int, int]]:
     return out
 
 
+def _longest_leftmost(found: list[tuple[int, int, str, str]]) -> list[tuple[int, int, str, str]]:
+    """Of word-bounded hits ``(start, -end, kind, canonical)``, the leftmost, longest first,
+    then the next one after it, and so on: ``(start, end, kind, canonical)``."""
+    found.sort()  # by start, longest first; (start, end) pairs are unique
+    out = []
+    covered_to = -1
+    for start, neg_end, kind, canonical in found:
+        if start >= covered_to:
+            covered_to = -neg_end
+            out.append((start, covered_to, kind, canonical))
+    return out
+
+
+def _hits_in(auto: Any, text: str, open_start: bool = False, open_end: bool = False) -> _Hits:
+    """Gazetteer hits inside ``text`` (a run) as if the text around it were not letters or
+    digits; ``open_start``/``open_end``: a letter or digit touches its first/last character."""
+    n = len(text)
+    found = []
+    for last, (kind, canonical, length) in auto.iter(text):
+        start, end = last + 1 - length, last + 1
+        if (open_start if start == 0 else text[start - 1].isalnum()) or (
+            open_end if end == n else text[end].isalnum()
+        ):
+            continue
+        found.append((start, -end, kind, canonical))
+    return tuple(_longest_leftmost(found)) if found else ()
+
+
 class _Doc:
-    """One text: its gazetteer hits by start offset and its SHOUTED line ranges."""
+    """One text and its SHOUTED line ranges; its gazetteer hits by start offset once
+    ``find_hits`` has run (only texts that runs alone cannot handle need them)."""
 
     __slots__ = ("_reversed", "_shouted_starts", "gaz_at", "gaz_starts", "shouted", "text")
 
-    def __init__(self, text: str, gaz: Gazetteer) -> None:
+    def __init__(self, text: str) -> None:
         self.text = text
         self.shouted = _shouted_lines(text)
         self._shouted_starts = [a for a, _ in self.shouted]
         self._reversed = ""
-        self.gaz_at = self._gazetteer_hits(gaz)
-        self.gaz_starts = list(self.gaz_at)  # ascending
+        self.gaz_at: dict[int, tuple[int, str, str]] = {}
+        self.gaz_starts: list[int] = []
 
     def is_shouted(self, offset: int) -> bool:
         k = bisect_right(self._shouted_starts, offset) - 1
         return k >= 0 and offset < self.shouted[k][1]
 
-    def _gazetteer_hits(self, gaz: Gazetteer) -> dict[int, tuple[int, str, str]]:
+    def find_hits(self, gaz: Gazetteer) -> None:
         """start offset -> (end offset, kind, canonical), word-bounded, longest leftmost."""
         text = self.text
         n = len(text)
@@ -887,14 +931,9 @@ class _Doc:
                     continue
                 if (any_shouted and self.is_shouted(start)) == shouted:
                     found.append((start, -1 - last, kind, canonical))
-        found.sort()  # by start, longest first; (start, end) pairs are unique
-        hits: dict[int, tuple[int, str, str]] = {}
-        covered_to = -1
-        for start, neg_end, kind, canonical in found:
-            if start >= covered_to:
-                covered_to = -neg_end
-                hits[start] = (covered_to, kind, canonical)
-        return hits
+        hits = _longest_leftmost(found)
+        self.gaz_at = {start: (end, kind, canonical) for start, end, kind, canonical in hits}
+        self.gaz_starts = list(self.gaz_at)  # ascending
 
     def initial(self, offset: int) -> bool:
         """A word at ``offset`` starts a sentence (or a line, or follows a colon)."""
@@ -921,76 +960,92 @@ class _Doc:
         m = _NEXT_WORD.match(self.text, offset)
         return m is not None and m.group(1) in _SAID
 
-    def context(self, question: str, start: int, last_end: int) -> bool:
-        """A run's surroundings: "i" it starts a sentence, "c" a cue word is before it, "s" a
-        "said" word is after it (``last_end``: where its last word ends)."""
-        if question == "i":
-            return self.initial(start)
-        if question == "c":
-            return self.after_cue(start)
-        return self.before_said(last_end)
-
 
 class _Run:
     """The words of one capitalised run, with offsets and the gazetteer hits among them.
 
-    Questions about the run's surroundings (``initial``/``after_cue`` at its first word,
-    ``before_said`` at its last) are recorded in ``asked``: the classification is a function
-    of the run text, its gazetteer hits and those answers only, so it can be cached.
+    Questions about the run's surroundings are recorded in ``asked``: "i" it starts a sentence
+    (``initial`` at its first word), "c" a cue word is before it (``after_cue``), "s" a "said"
+    word is after it (``before_said`` at its last word). The classification is a function of
+    the run text, its gazetteer hits and those answers only, so it can be cached.
     """
 
-    __slots__ = ("asked", "doc", "ends", "hits", "starts", "words")
-    hits: dict[int, tuple[int, str, str]]
+    __slots__ = ("asked", "doc", "ends", "hits", "start", "starts", "words")
 
-    def __init__(self, doc: _Doc, start: int, end: int) -> None:
+    def __init__(self, doc: _Doc, start: int, end: int, hits: _Hits) -> None:
+        """``hits``: the gazetteer hits that start inside the run, relative to its start."""
         self.doc = doc
+        self.start = start
         self.asked: dict[str, bool] = {}
-        word = doc.text[start:end]
-        if word.isalpha():  # one plain word: no need for the word regex
-            self.words, self.starts, self.ends = [word], [start], [end]
-            hit = doc.gaz_at.get(start)
-            found = {0: (1, hit[1], hit[2])} if hit is not None and hit[0] == end else {}
-            self.hits = found
+        self.hits: dict[int, tuple[int, str, str]] = {}
+        text = doc.text
+        run_text = text[start:end]
+        if run_text.isalpha():  # one plain word: no need for the word regex
+            self.words, self.starts, self.ends = [run_text], [start], [end]
+            if hits and hits[0][0] == 0 and hits[0][1] == end - start:
+                self.hits[0] = (1, hits[0][2], hits[0][3])
             return
-        ms = list(_WORD.finditer(doc.text, start, end))
-        self.words = [m.group() for m in ms]
-        self.starts = [m.start() for m in ms]
-        self.ends = [m.end() for m in ms]
-        self.hits = {}
-        gaz_at = doc.gaz_at
-        for k, s in enumerate(self.starts):
-            hit = gaz_at.get(s)
+        # The words' offsets by str.find, cheaper than match objects: only characters that are
+        # not letters or digits lie between two words, and each word starts with one.
+        words = self.words = _WORD.findall(run_text)
+        starts: list[int] = []
+        ends: list[int] = []
+        find = text.find
+        pos = start
+        for word in words:
+            pos = find(word, pos)
+            starts.append(pos)
+            pos += len(word)
+            ends.append(pos)
+        self.starts, self.ends = starts, ends
+        if not hits:
+            return
+        hit_at = {start + rs: (start + re_, kind, canonical) for rs, re_, kind, canonical in hits}
+        for k, s in enumerate(starts):
+            hit = hit_at.get(s)
             if hit is None:
                 continue
-            for m in range(k, len(self.ends)):
-                e = self.ends[m]
-                if hit[0] == e or (hit[0] == e - 2 and self.words[m].endswith(("'s", "’s"))):
+            for m in range(k, len(ends)):
+                e = ends[m]
+                if hit[0] == e or (hit[0] == e - 2 and words[m].endswith(("'s", "’s"))):
                     self.hits[k] = (m + 1, hit[1], hit[2])
                     break
 
-    def _ask(self, question: str) -> bool:
-        answer = self.asked.get(question)
+    # The questions about the run's own surroundings are recorded; the others (a word inside
+    # the run) are fixed by the run text. Written out per question: these are hot.
+    def initial(self, i: int) -> bool:
+        if i:
+            return self.doc.initial(self.starts[i])
+        answer = self.asked.get("i")
         if answer is None:
-            answer = self.doc.context(question, self.starts[0], self.ends[-1])
-            self.asked[question] = answer
+            answer = self.asked["i"] = self.doc.initial(self.starts[0])
         return answer
 
-    def initial(self, i: int) -> bool:
-        return self._ask("i") if i == 0 else self.doc.initial(self.starts[i])
-
     def after_cue(self, i: int) -> bool:
-        return self._ask("c") if i == 0 else self.doc.after_cue(self.starts[i])
+        if i:
+            return self.doc.after_cue(self.starts[i])
+        answer = self.asked.get("c")
+        if answer is None:
+            answer = self.asked["c"] = self.doc.after_cue(self.starts[0])
+        return answer
 
     def before_said(self, j: int) -> bool:
         """The word after ``words[j - 1]`` is "said" or the like."""
-        return self._ask("s") if j == len(self.words) else self.doc.before_said(self.ends[j - 1])
+        if j != len(self.words):
+            return self.doc.before_said(self.ends[j - 1])
+        answer = self.asked.get("s")
+        if answer is None:
+            answer = self.asked["s"] = self.doc.before_said(self.ends[-1])
+        return answer
 
     def surface(self, i: int, j: int) -> str:
         text = self.doc.text[self.starts[i] : self.ends[j - 1]]
         return _strip_possessive(" ".join(text.split()))
 
-    def mention(self, i: int, j: int, kind: str | None, name: str, source: str) -> Mention:
-        return Mention(self.starts[i], self.ends[j - 1], self.surface(i, j), kind, name, source)
+    def mention(self, i: int, j: int, kind: str | None, name: str, source: str) -> _Mention:
+        """Words ``i:j`` as a mention, its offsets relative to the run's start."""
+        start = self.start
+        return (self.starts[i] - start, self.ends[j - 1] - start, self.surface(i, j), kind, name, source)
 
 
 class EntityTagger:
@@ -1005,101 +1060,186 @@ class EntityTagger:
         self.gaz = gazetteer or load_gazetteer()
         warm()
         self._runs: dict[_Key, _Entry] = {}
+        # Gazetteer hits by run text, and the texts that, right after the run, would make a
+        # name that starts in the run and goes on past it (see ``_scan``). By (run text, letter
+        # before, letter after) for the hits of runs that start or end inside a word.
+        self._run_hits: dict[str, tuple[_Hits, tuple[str, ...]]] = {}
+        self._edge_hits: dict[tuple[str, bool, bool], _Hits] = {}
+        names = self.gaz.names
+        # Names that no run can start ("al-Qaeda", "eBay"): looked for in the whole text.
+        self._unrun_names = [name for name in names if not _RUN.match(name)]
+        # Where a name can go on past the end of a run: the name's beginning -> what follows
+        # ("Trinidad" -> " and Tobago", "Town-U" -> ".S."). A run ends before a character
+        # that is not a letter or digit, or after a "."; never before what would extend it.
+        tails: dict[str, list[str]] = {}
+        for name in names:
+            for k in range(1, len(name)):
+                if (not name[k].isalnum() or name[k - 1] == ".") and not _RUN_GOES_ON.match(name, k):
+                    tails.setdefault(name[:k], []).append(name[k:])
+        self._tails = {head: tuple(rest) for head, rest in tails.items()}
+        self._skip_tails = {word: self._tails[word] for word in _SKIP if word in self._tails}
 
     # ----------------------------------------------------------------- public API
     def mentions(self, text: str) -> list[Mention]:
         """All resolved mentions in ``text``, in order of appearance."""
-        return [Mention(*row) for row in _resolve(self._scan(text))]
+        starts, rows = self._scan(text)
+        out = []
+        for i, kind, name, source in _resolve(rows):
+            rs, re_, surface = rows[i][:3]
+            out.append(Mention(starts[i] + rs, starts[i] + re_, surface, kind, name, source))
+        return out
 
     def entities(self, title: str, text: str) -> list[Entity]:
         """Entities of an article, the title counted only for names found by the gazetteer or
         already found in the body (headline case makes every word look like a name)."""
-        body = _resolve(self._scan(text))
-        found = [(row[4], row[3]) for row in body]
+        found = [(name, kind) for _, kind, name, _ in _resolve(self._scan(text)[1])]
         if title:
             known = set(found)
             found[:0] = [
-                (row[4], row[3])
-                for row in _resolve(self._scan(title))
-                if row[5] == "gaz" or (row[4], row[3]) in known
+                (name, kind)
+                for _, kind, name, source in _resolve(self._scan(title)[1])
+                if source == "gaz" or (name, kind) in known
             ]
         return _aggregate(found)
 
     # ----------------------------------------------------------------- scanning
-    def _scan(self, text: str) -> list[_Row]:
-        """Unresolved mentions of ``text`` as rows, in order of appearance."""
+    def _scan(self, text: str) -> tuple[list[int], list[_Mention]]:
+        """Unresolved mentions of ``text`` in order of appearance: each one's run start, and
+        its row (offsets relative to that start).
+
+        Only gazetteer hits that start inside a run matter, and most lie inside it ("Bank of
+        England"), so most texts get them from their runs, cached by run text, instead of an
+        Aho-Corasick pass over the whole text. Texts with SHOUTED lines, with a name that no
+        run starts, or with a name that starts in a run and goes on past it ("Trinidad and
+        Tobago") take that pass; both ways give the same hits.
+        """
         if not text:
-            return []
-        doc = _Doc(text, self.gaz)
-        found: list[_Row] = []
-        append = found.append
-        cache = self._runs
+            return [], []
+        doc = _Doc(text)
+        if not doc.shouted and not any(name in text for name in self._unrun_names):
+            found = self._scan_runs(doc, True)
+            if found is not None:
+                return found
+        doc.find_hits(self.gaz)
+        found = self._scan_runs(doc, False)
+        assert found is not None
+        return found
+
+    def _scan_runs(self, doc: _Doc, by_run: bool) -> tuple[list[int], list[_Mention]] | None:
+        """``_scan`` with the gazetteer hits of each run from the run (``by_run``; None when a
+        name goes on past a run) or from ``doc.find_hits``."""
+        text = doc.text
+        n = len(text)
+        starts: list[int] = []
+        rows: list[_Mention] = []
+        cache_get = self._runs.get
+        run_hits_get = self._run_hits.get
         gaz_at, gaz_starts = doc.gaz_at, doc.gaz_starts
         n_gaz = len(gaz_starts)
         g = 0  # next gazetteer hit not before the current run (runs come in order)
+        next_gaz = gaz_starts[0] if n_gaz else _NEVER
         shouted = doc.shouted
+        skip_tails = self._skip_tails if by_run else {}
         for m in _RUN.finditer(text):
             run_text = m.group()
             if run_text in _SKIP:
+                if run_text in skip_tails and _goes_on(text, m.end(), skip_tails[run_text]):
+                    return None
                 continue
             start = m.start()
             if shouted and doc.is_shouted(start):
                 continue
-            key: _Key = run_text
-            if g < n_gaz:
-                while g < n_gaz and gaz_starts[g] < start:
+            end = start + len(run_text)
+            hits: _Hits = ()
+            if by_run:
+                known = run_hits_get(run_text)
+                if known is None:
+                    known = self._learn_run_hits(run_text)
+                hits, tails = known
+                if tails and _goes_on(text, end, tails):
+                    return None  # a name starts in the run and goes on past it
+                if hits and (
+                    (hits[0][0] == 0 and start and text[start - 1].isalnum())
+                    or (hits[-1][1] == end - start and end < n and text[end].isalnum())
+                ):  # the run starts or ends inside a word ("iPhone"): not a boundary there
+                    hits = self._hits_at_edges(run_text, start, end, text)
+            elif next_gaz < end:
+                while next_gaz < start:
                     g += 1
-                end = m.end()
-                if g < n_gaz and gaz_starts[g] < end:  # hits inside the run: part of the key
+                    next_gaz = gaz_starts[g] if g < n_gaz else _NEVER
+                if next_gaz < end:  # hits inside the run
                     rel = []
-                    while g < n_gaz and gaz_starts[g] < end:
-                        s = gaz_starts[g]
-                        e, kind, canonical = gaz_at[s]
-                        rel.append((s - start, e - start, kind, canonical))
+                    while next_gaz < end:
+                        e, kind, canonical = gaz_at[next_gaz]
+                        rel.append((next_gaz - start, e - start, kind, canonical))
                         g += 1
-                    key = (run_text, tuple(rel))
-            entry = cache.get(key)
-            if entry is not None:
+                        next_gaz = gaz_starts[g] if g < n_gaz else _NEVER
+                    hits = tuple(rel)
+            key: _Key = (run_text, hits) if hits else run_text
+            entry = cache_get(key)
+            if entry is None:
+                template = self._classify_run(doc, start, end, key, None)
+            else:
                 variants = entry[1]
                 asked, template = variants[0]
                 if asked or len(variants) > 1:
                     picked = _pick(entry, doc, start)
                     if picked is None:
-                        self._classify_run(doc, m, key, entry, found)
-                        continue
+                        picked = self._classify_run(doc, start, end, key, entry)
                     template = picked
-                for rs, re_, surface, kind_, name, source in template:
-                    append([start + rs, start + re_, surface, kind_, name, source])
-                continue
-            self._classify_run(doc, m, key, None, found)
+            if template:
+                rows += template
+                starts += [start] * len(template)
         if shouted:
             for start, (end, kind, canonical) in gaz_at.items():
                 if doc.is_shouted(start):
-                    append([start, end, _strip_possessive(text[start:end]), kind, canonical, "gaz"])
-            found.sort(key=_START)
-        return found
+                    starts.append(start)
+                    rows.append((0, end - start, _strip_possessive(text[start:end]), kind, canonical, "gaz"))
+            at = [s + row[0] for s, row in zip(starts, rows, strict=True)]
+            order = sorted(range(len(rows)), key=at.__getitem__)  # stable, as the rows came
+            starts = [starts[i] for i in order]
+            rows = [rows[i] for i in order]
+        return starts, rows
 
-    def _classify_run(
-        self, doc: _Doc, m: re.Match[str], key: _Key, entry: _Entry | None, found: list[_Row]
-    ) -> None:
+    def _learn_run_hits(self, run_text: str) -> tuple[_Hits, tuple[str, ...]]:
+        # A name can start where a word starts: from each, the ways a name would go on.
+        heads = self._tails
+        tails = heads.get(run_text, ())
+        for m in _INNER_WORD.finditer(run_text, 1):
+            tails += heads.get(run_text[m.start() :], ())
+        known = (_hits_in(self.gaz.exact, run_text), tails)
+        if len(self._run_hits) >= _RUN_CACHE_MAX:
+            self._run_hits.clear()
+        self._run_hits[run_text] = known
+        return known
+
+    def _hits_at_edges(self, run_text: str, start: int, end: int, text: str) -> _Hits:
+        key = (run_text, start > 0 and text[start - 1].isalnum(), end < len(text) and text[end].isalnum())
+        hits = self._edge_hits.get(key)
+        if hits is None:
+            if len(self._edge_hits) >= _RUN_CACHE_MAX:
+                self._edge_hits.clear()
+            hits = self._edge_hits[key] = _hits_in(self.gaz.exact, run_text, key[1], key[2])
+        return hits
+
+    def _classify_run(self, doc: _Doc, start: int, end: int, key: _Key, entry: _Entry | None) -> _Template:
         """Classify a run not in the cache (or not with this context), and cache it."""
-        start = m.start()
-        run = _Run(doc, start, m.end())
+        run = _Run(doc, start, end, key[1] if isinstance(key, tuple) else ())
         if not run.words:
-            return
-        out: list[Mention] = []
+            return ()
+        out: list[_Mention] = []
         self._classify(run, 0, len(run.words), out)
-        template = tuple((o.start - start, o.end - start, o.surface, o.kind, o.name, o.source) for o in out)
-        found.extend([start + rs, start + re_, *rest] for rs, re_, *rest in template)
+        template = tuple(out)
         if entry is None:
             cache = self._runs
             if len(cache) >= _RUN_CACHE_MAX:
                 cache.clear()
             entry = cache[key] = (run.ends[-1] - start, [])
         entry[1].append((tuple(run.asked.items()), template))
+        return template
 
     # ----------------------------------------------------------------- classification
-    def _classify(self, run: _Run, i: int, j: int, out: list[Mention]) -> None:
+    def _classify(self, run: _Run, i: int, j: int, out: list[_Mention]) -> None:
         words = run.words
         if j - i == 1:  # the common case: one word
             hit = run.hits.get(i)
@@ -1162,7 +1302,7 @@ class EntityTagger:
             return i
         return i
 
-    def _title_rule(self, run: _Run, i: int, j: int, out: list[Mention]) -> bool:
+    def _title_rule(self, run: _Run, i: int, j: int, out: list[_Mention]) -> bool:
         """ "Chinese Defense Minister Dong Jun" -> person "Dong Jun"."""
         words = run.words
         k = -1
@@ -1187,7 +1327,7 @@ class EntityTagger:
         out.append(run.mention(name, j, "person", run.surface(name, j), "rule"))
         return True
 
-    def _gazetteer_inside(self, run: _Run, i: int, j: int, out: list[Mention]) -> bool:
+    def _gazetteer_inside(self, run: _Run, i: int, j: int, out: list[_Mention]) -> bool:
         """Emit gazetteer names inside the run; classify what is between them."""
         starts = [t for t in range(i, j) if t in run.hits and run.hits[t][0] <= j]
         if not starts:
@@ -1205,7 +1345,7 @@ class EntityTagger:
             self._classify(run, cursor, j, out)
         return True
 
-    def _unknown(self, run: _Run, i: int, j: int, out: list[Mention]) -> None:
+    def _unknown(self, run: _Run, i: int, j: int, out: list[_Mention]) -> None:
         words = run.words
         while i < j and words[i] in _DEMONYMS:
             i += 1
@@ -1228,7 +1368,7 @@ class EntityTagger:
         if _rare(words[j - 1]) or run.after_cue(i) or run.before_said(j):
             out.append(run.mention(i, j, "person", run.surface(i, j), "guess"))
 
-    def _lone_word(self, run: _Run, i: int, out: list[Mention]) -> None:
+    def _lone_word(self, run: _Run, i: int, out: list[_Mention]) -> None:
         word = _strip_possessive(run.words[i])
         if word in _MONTHS_DAYS or word in _DEMONYMS or not word[0].isupper():
             return
@@ -1241,52 +1381,59 @@ class EntityTagger:
         out.append(run.mention(i, i + 1, kind, word, "guess" if kind else "lone"))
 
 
-def _START(row: _Row) -> int:
-    return int(row[0])
+def _goes_on(text: str, end: int, tails: tuple[str, ...]) -> bool:
+    return any(text.startswith(tail, end) for tail in tails)
 
 
 def _pick(entry: _Entry, doc: _Doc, start: int) -> _Template | None:
     """The cached mentions of a run whose recorded context answers hold here, if any."""
     last_end, variants = entry
     for asked, template in variants:
-        for question, answer in asked:
-            if doc.context(question, start, start + last_end) != answer:
+        for question, answer in asked:  # the questions of ``_Run``
+            if question == "i":
+                got = doc.initial(start)
+            elif question == "c":
+                got = doc.after_cue(start)
+            else:
+                got = doc.before_said(start + last_end)
+            if got != answer:
                 break
         else:
             return template
     return None
 
 
-def _resolve(found: list[_Row]) -> list[_Row]:
+def _resolve(rows: list[_Mention]) -> list[_Resolved]:
     """Link lone words to the document's people, then to names of known kind; drop the rest.
-    Rows are ``[start, end, surface, kind, name, source]``."""
+    Rows are ``(start, end, surface, kind, name, source)``; the kept ones come back as
+    ``(index, kind, name, source)``."""
     surname: dict[str, str] = {}
     kind_of: dict[str, tuple[str, str]] = {}
-    for row in found:
-        kind = row[3]
+    for _, _, surface, kind, name, _ in rows:
         if kind is None:
             continue
-        name = row[4]
-        kind_of[row[2]] = (kind, name)
+        kind_of[surface] = (kind, name)
         if kind == "person" and " " in name:
             parts = name.split()
             surname.setdefault(parts[-1], name)
             if len(parts) == 3:  # "George W. Bush" / "Lai Ching Te": the last two too
                 surname.setdefault(" ".join(parts[1:]), name)
-    out: list[_Row] = []
-    for row in found:
-        surface, kind = row[2], row[3]
+    out: list[_Resolved] = []
+    append = out.append
+    for i, (_, _, surface, kind, name, source) in enumerate(rows):
         if " " not in surface and surface in surname:
-            if kind is None or row[5] == "gaz":
-                row[3], row[4], row[5] = "person", surname[surface], "link"
-            elif kind == "person" and row[5] == "guess":
-                row[4] = surname[surface]
+            if kind is None or source == "gaz":
+                append((i, "person", surname[surface], "link"))
+                continue
+            if kind == "person" and source == "guess":
+                name = surname[surface]
         elif kind is None:
             known = kind_of.get(surface)
             if known is None:
                 continue
-            row[3], row[4], row[5] = known[0], known[1], "link"
-        out.append(row)
+            append((i, known[0], known[1], "link"))
+            continue
+        append((i, kind, name, source))
     return out
 
 

@@ -11,9 +11,7 @@ outranks its parts.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
 from itertools import compress, pairwise
-from operator import and_
 
 from agents.tag.words import tokens, zipf
 
@@ -274,15 +272,15 @@ STOPWORDS = frozenset(
 )
 _PHRASE_BONUS = 1.5
 _MIN_LEN = 3
-# Every word seen so far is in exactly one of these: its idf, or "not a keyword" (a stopword,
-# a number, too short). Set operations on them find an article's new and useful words in C.
+_MAX_IDF = 8.0  # Zipf frequencies are >= 0
+# Every word seen so far -> its idf, or _NOT_A_KEYWORD (a stopword, a number, too short).
 _idf_of: dict[str, float] = {}
-_not_keywords: set[str] = set()
+_NOT_A_KEYWORD = -1.0
 _SEEN_MAX = 1 << 18
 
 
 def _idf(word: str) -> float:
-    return max(0.0, 8.0 - zipf(word))
+    return max(0.0, _MAX_IDF - zipf(word))
 
 
 def _useful(word: str) -> bool:
@@ -293,15 +291,9 @@ def _useful(word: str) -> bool:
     )
 
 
-def _learn(words: Iterable[str]) -> None:
-    if len(_idf_of) + len(_not_keywords) >= _SEEN_MAX:
-        _idf_of.clear()
-        _not_keywords.clear()
-    for word in words:
-        if _useful(word):
-            _idf_of[word] = _idf(word)
-        else:
-            _not_keywords.add(word)
+def _learn(word: str) -> float:
+    idf = _idf_of[word] = _idf(word) if _useful(word) else _NOT_A_KEYWORD
+    return idf
 
 
 def keywords(title: str, text: str, limit: int = 10) -> list[str]:
@@ -317,31 +309,15 @@ def keywords_of(words: list[str], counts: dict[str, int] | None = None, limit: i
         counts = Counter(words)
     if limit < 1:
         return []
-    idf_of = _idf_of
-    # (set.difference with a set or dict argument iterates over the left-hand side only)
-    new = set(counts).difference(idf_of).difference(_not_keywords)
-    if new:
-        _learn(new)
-    useful = counts.keys() & idf_of.keys()  # iterates over the smaller side
-    scores = {word: counts[word] * idf_of[word] for word in useful}
-    # A phrase has to repeat to beat its words, so both its words repeat too: count only the
-    # pairs of repeated useful words (selected in C: map, compress).
-    repeated = {word for word in useful if counts[word] > 1}
-    if repeated:
-        flags = list(map(repeated.__contains__, words))
-        pairs = Counter(compress(pairwise(words), map(and_, flags, flags[1:])))
-        taken: dict[str, int] = {}
-        for (first, second), n in pairs.items():
-            if n > 1:
-                scores[f"{first} {second}"] = n * _PHRASE_BONUS * (idf_of[first] + idf_of[second]) / 2
-                taken[first] = taken.get(first, 0) + n
-                taken[second] = taken.get(second, 0) + n
-        for word, n in taken.items():  # a repeated phrase absorbs the counts of its words
-            left = counts[word] - n
-            if left > 0:
-                scores[word] = left * idf_of[word]
-            else:
-                del scores[word]
+    if len(_idf_of) >= _SEEN_MAX:  # only here, so that every word of this article stays known
+        _idf_of.clear()
+    scores = _scores(counts, [word for word, n in counts.items() if n > 1])
+    if scores:
+        _score_phrases(words, counts, set(scores), scores)
+    # A word seen once scores its idf, at most _MAX_IDF: when ``limit`` terms score more, none
+    # of them can make the cut and their idf lookups (most of an article's words) are skipped.
+    if sum(score > _MAX_IDF for score in scores.values()) < limit:
+        scores.update(_scores(counts, [word for word, n in counts.items() if n == 1]))
     if not scores:
         return []
     # Best first, ties by term; only scores > 0. Only terms scoring at least the limit-th best
@@ -350,3 +326,41 @@ def keywords_of(words: list[str], counts: dict[str, int] | None = None, limit: i
     floor = max(values[min(limit, len(values)) - 1], 1e-300)
     ranked = sorted([(-score, term) for term, score in scores.items() if score >= floor])
     return [term for _, term in ranked[:limit]]
+
+
+def _scores(counts: dict[str, int], words: list[str]) -> dict[str, float]:
+    """count * idf of each of ``words`` that can be a keyword."""
+    known = _idf_of.get
+    scores: dict[str, float] = {}
+    for word in words:
+        idf = known(word)
+        if idf is None:
+            idf = _learn(word)
+        if idf >= 0.0:
+            scores[word] = counts[word] * idf
+    return scores
+
+
+def _score_phrases(words: list[str], counts: dict[str, int], repeated: set[str],
+                   scores: dict[str, float]) -> None:
+    """Add the repeated two-word phrases to ``scores``; they absorb their words' counts.
+
+    A phrase has to repeat to beat its words, so both its words repeat too: only the pairs of
+    repeated useful words are counted, picked in C. One byte per word says "repeated"; an AND
+    of that byte string with itself shifted by one word (as big integers) marks the pairs.
+    """
+    flags = int.from_bytes(bytes(map(repeated.__contains__, words)), "little")
+    pairs = Counter(compress(pairwise(words), (flags & (flags >> 8)).to_bytes(len(words), "little")))
+    idf_of = _idf_of
+    taken: dict[str, int] = {}
+    for (first, second), n in pairs.items():
+        if n > 1:
+            scores[f"{first} {second}"] = n * _PHRASE_BONUS * (idf_of[first] + idf_of[second]) / 2
+            taken[first] = taken.get(first, 0) + n
+            taken[second] = taken.get(second, 0) + n
+    for word, n in taken.items():  # a repeated phrase absorbs the counts of its words
+        left = counts[word] - n
+        if left > 0:
+            scores[word] = left * idf_of[word]
+        else:
+            del scores[word]
