@@ -67,34 +67,48 @@ Examples::
 Matching at scale
 =================
 
-Each watch has a small set of *required keys* (for OR all branches, for AND/NEAR the branch
-that looks rarest: multi-word, long, not a stopword; NOT never counts) such that any matching
-article contains at least one of them. One Aho-Corasick automaton (pyahocorasick) holds every
-key of every watch; it runs once per article over the folded token stream
-``" title tokens \\0 text tokens \\0 meta "`` (tokens joined by single spaces, so keys match on
-token boundaries; wildcard and plural keys are token prefixes; entities, source and language
-are appended as marked pseudo-tokens). Only the watches whose keys occur are evaluated in full,
-so the cost per article depends on how many watches could match, not on how many exist.
+Each watch has a small set of *required keys* such that any article it matches contains at
+least one of them: for OR every branch's, for AND/NEAR the branch that looks rarest (by English
+word frequencies from wordfreq, news-common words such as "government" or "bbc" counted as
+common, a phrase rarer than its rarest word); NOT never counts. A term's key is its folded
+phrase with single spaces (" taiwan strait "); a wildcard's is a token prefix (" commun");
+with plurals it is every exact plural form (" strait ", " straits "). One Aho-Corasick
+automaton (pyahocorasick) holds the keys of every term of every watch and runs once per
+article over the folded stream ``" title tokens \0 text tokens \0 meta "`` (entities, source
+and language appended as marked pseudo-tokens). The keys it finds settle most terms without
+searching the text (no key: the term is absent; a key that is the whole term: present), and
+wake up only the watches whose required keys occur, so the work per article follows how
+many watches could match, not how many exist.
 
-Building a matcher for 100,000 watches takes on the order of a second. ``WatchRegistry.apply``
-rebuilds synchronously (fine for a handful of watches or tests); a worker should call
-``WatchRegistry.stage`` for each change it reads and then ``await registry.rebuild_async()``
-once per batch (or ``await registry.apply_async(...)`` for one change): the new matcher is built
-in ``asyncio.to_thread`` and swapped in as one attribute assignment, so a match in progress
-never sees half an update and the event loop keeps running while it builds.
+Watches with the same query share one parsed query (compiled once, cached by query text) and
+one evaluation per article; a query that is a term or an OR of terms whose keys prove them is
+a hit as soon as a key occurs. Evidence (offsets, snippets) is made only for queries that
+match, once per term and place, and shared by every hit that shows it; each hit gets its own
+lists.
+
+Building a matcher for 100,000 compiled watches takes well under a second (compiling them
+from scratch, as at a worker's start, a few seconds more: ``stage`` compiles each watch as it
+arrives). ``WatchRegistry.apply`` rebuilds synchronously (fine for a handful of watches or
+tests); a worker should call ``WatchRegistry.stage`` for each change it reads and then
+``await registry.rebuild_async()`` once per batch (or ``await registry.apply_async(...)`` for
+one change): the new matcher is built in ``asyncio.to_thread`` and swapped in as one attribute
+assignment, so a match in progress never sees half an update and the event loop keeps running
+while it builds.
 """
 
 from __future__ import annotations
 
 import asyncio
+import gc
 import re
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
-from itertools import accumulate, compress, repeat
-from operator import add
+from operator import itemgetter
 from pathlib import Path
+from typing import NamedTuple
 
 import ahocorasick
 
@@ -114,6 +128,10 @@ MAX_NEAR = 50
 MAX_MATCHES_PER_WATCH = 10
 SNIPPET_RADIUS = 80
 MIN_WILDCARD_PREFIX = 3
+MAX_KEY_VARIANTS = 16  # plural combinations of one term put in the automaton as exact keys
+UNKNOWN_FREQ = 5e-7  # a word not in the frequency list (names, jargon): below all in it
+PHRASE_DECAY = 0.5  # each further word of a phrase halves the guess (names are collocations)
+META_FREQ = {"lang": 1.0, "source": 0.3, "entity": 1e-5}  # lang:en holds for every article
 
 TEXT_FIELDS = ("title", "text")  # positional fields; index 0 and 1 in the token streams
 META_FIELDS = ("entity", "source", "lang")
@@ -125,7 +143,8 @@ _JOIN = "\x02"  # joins the tokens of one meta value into a single pseudo-token
 EXACT, PLURAL, PREFIX = 0, 1, 2
 
 _OPEN_QUOTES = {'"': '"', "“": "”", "„": "“"}
-_STOP_CHARS = set('()"“”„')
+# Spaces, then a parenthesis, a quote, or a bare word (which runs to a space, parenthesis or quote).
+_LEX = re.compile(r'\s*(?:([()])|(["“”„])|([^\s()"“”„]+))')
 _NONSPACE = re.compile(r"\S+")
 
 _NOT_PLURAL = frozenset({"news", "series", "species", "means", "physics", "politics",
@@ -169,6 +188,11 @@ class _Node:
     def collect(self, ctx: _Ctx, out: set[tuple[str, int, int, int]], meta: list[str]) -> None:
         raise NotImplementedError
 
+    def gather(self, ctx: _Ctx, terms: list[Term], meta: list[str]) -> None:
+        """The terms whose every occurrence is evidence (``collect`` without the places, for
+        queries without NEAR); meta terms that hold go to ``meta`` as "field:text"."""
+        raise NotImplementedError
+
 
 @dataclass(slots=True, eq=False)
 class Term(_Node):
@@ -176,42 +200,25 @@ class Term(_Node):
     text: str  # as written, without quotes or "~"
     field: str | None  # None (title or text), or one of FIELDS
     parts: tuple[tuple[str, int], ...]  # (folded token or prefix, EXACT | PLURAL | PREFIX)
-    key: str = ""  # the prefilter key: this string occurs in the stream wherever the term does
+    key: str = ""  # this string occurs in the stream wherever the term does
     cost: float = 0.0
-    sig: tuple[object, ...] = ()
+    sig: str = ""  # equal for terms that match the same places (a str: its hash is cached)
     verify: tuple[tuple[int, str, int], ...] = ()  # parts the key does not already prove
-
-    def finish(self) -> None:
-        self.sig = (self.field, self.parts)
-        if self.field in META_FIELDS:
-            joined = _JOIN.join(p for p, _ in self.parts)
-            exact = self.parts[-1][1] != PREFIX
-            self.key = " " + _META_MARK[self.field] + joined + (" " if exact else "")
-            self.cost = {"lang": 1e6, "source": 1e5}.get(self.field, 1.0)
-            return
-        key = " "
-        cost = 1e9
-        proven = len(self.parts)
-        for k, (token, kind) in enumerate(self.parts):
-            if kind == EXACT:
-                key += token + " "
-                cost = min(cost, _token_cost(token))
-                continue
-            proven = k + 1 if kind == PREFIX else k
-            if kind == PLURAL:
-                token = token[:-1] if token.endswith("y") else token
-            key += token
-            cost = min(cost, 3 * _token_cost(token))
-            break
-        self.verify = tuple((k, t, kind) for k, (t, kind) in enumerate(self.parts)
-                            if k >= proven)
-        exact_tokens = key.count(" ") - 1
-        self.key = key
-        self.cost = cost / (1 + exact_tokens) if exact_tokens > 1 else cost
+    keys: tuple[str, ...] = ()  # the prefilter keys: ``(key,)`` or its exact plural variants
+    proven: bool = False  # one of ``keys`` occurring in the stream proves the term matches
 
     def ev(self, ctx: _Ctx) -> bool:
         if self.field in META_FIELDS:
             return ctx.meta_match(self)
+        found = ctx.keys
+        if found is not None:  # the automaton looked for every key of this term
+            for key in self.keys:
+                if key in found:
+                    break
+            else:
+                return False  # wherever the term occurs one of its keys does
+            if self.proven:
+                return True
         return bool(ctx.occurrences(self))
 
     def collect(self, ctx: _Ctx, out: set[tuple[str, int, int, int]], meta: list[str]) -> None:
@@ -221,6 +228,12 @@ class Term(_Node):
             return
         for f, i, j in ctx.occurrences(self):
             out.add((self.text, f, i, j))
+
+    def gather(self, ctx: _Ctx, terms: list[Term], meta: list[str]) -> None:
+        if self.field not in META_FIELDS:
+            terms.append(self)
+        elif ctx.meta_match(self):
+            meta.append(f"{self.field}:{self.text}")
 
     def spans(self, ctx: _Ctx) -> list[tuple[int, int, int, tuple[tuple[Term, int, int, int], ...]]]:
         return [(f, i, j, ((self, f, i, j),)) for f, i, j in ctx.occurrences(self)]
@@ -232,11 +245,18 @@ class And(_Node):
     children: list[_Node]
 
     def ev(self, ctx: _Ctx) -> bool:
-        return all(c.ev(ctx) for c in self.children)
+        for c in self.children:  # noqa: SIM110 - all() and a generator cost more per candidate
+            if not c.ev(ctx):
+                return False
+        return True
 
     def collect(self, ctx: _Ctx, out: set[tuple[str, int, int, int]], meta: list[str]) -> None:
         for c in self.children:
             c.collect(ctx, out, meta)
+
+    def gather(self, ctx: _Ctx, terms: list[Term], meta: list[str]) -> None:
+        for c in self.children:
+            c.gather(ctx, terms, meta)
 
 
 @dataclass(slots=True, eq=False)
@@ -245,12 +265,20 @@ class Or(_Node):
     children: list[_Node]
 
     def ev(self, ctx: _Ctx) -> bool:
-        return any(c.ev(ctx) for c in self.children)
+        for c in self.children:  # noqa: SIM110 - as in And.ev
+            if c.ev(ctx):
+                return True
+        return False
 
     def collect(self, ctx: _Ctx, out: set[tuple[str, int, int, int]], meta: list[str]) -> None:
         for c in self.children:
             if c.ev(ctx):
                 c.collect(ctx, out, meta)
+
+    def gather(self, ctx: _Ctx, terms: list[Term], meta: list[str]) -> None:
+        for c in self.children:
+            if c.ev(ctx):
+                c.gather(ctx, terms, meta)
 
     def spans(self, ctx: _Ctx) -> list[tuple[int, int, int, tuple[tuple[Term, int, int, int], ...]]]:
         result = []
@@ -269,6 +297,9 @@ class Not(_Node):
 
     def collect(self, ctx: _Ctx, out: set[tuple[str, int, int, int]], meta: list[str]) -> None:
         return  # what is absent is no evidence
+
+    def gather(self, ctx: _Ctx, terms: list[Term], meta: list[str]) -> None:
+        return
 
 
 @dataclass(slots=True, eq=False)
@@ -302,14 +333,100 @@ class Near(_Node):
                 out.add((term.text, f, i, j))
 
 
-def _token_cost(token: str) -> float:
-    """A guess at how common a token is (lower is rarer): the prefilter keys each AND by the
-    child with the lowest cost so common words do not wake up many watches."""
+_TermProps = tuple[str, float, str, tuple[tuple[int, str, int], ...], tuple[str, ...], bool]
+
+
+def _term_props(field: str | None, parts: tuple[tuple[str, int], ...]) -> _TermProps:
+    """A term's (key, cost, sig, verify, keys, proven): the fields of ``Term`` after ``parts``."""
+    sig = repr((field, parts))
+    if field in META_FIELDS:
+        joined = _JOIN.join(p for p, _ in parts)
+        exact = parts[-1][1] != PREFIX
+        key = " " + _META_MARK[field] + joined + (" " if exact else "")
+        return key, META_FREQ[field], sig, (), (key,), True
+    key, proven, freq = _search_key(parts)
+    verify = tuple((k, t, kind) for k, (t, kind) in enumerate(parts) if k >= proven)
+    variants = _variant_keys(parts)
+    if variants is None:
+        return key, freq, sig, verify, (key,), field is None and not verify
+    return key, _variants_freq(parts), sig, verify, variants, field is None
+
+
+def _search_key(parts: tuple[tuple[str, int], ...]) -> tuple[str, int, float]:
+    """The string to search the stream for, how many parts it proves (the exact tokens up to
+    the first wildcard, its prefix included, or plural, whose stem it holds unproven), and a
+    guess at how often it occurs: a phrase is rarer than its rarest word."""
+    key, freq = " ", 1.0
+    for k, (token, kind) in enumerate(parts):
+        if kind == EXACT:
+            key += token + " "
+            freq = min(freq, _token_freq(token))
+            continue
+        stem = token if kind == PREFIX else token[:-1] if token.endswith("y") else token
+        freq = min(freq, _prefix_freq(stem)) * PHRASE_DECAY ** k
+        return key + stem, k + 1 if kind == PREFIX else k, freq
+    return key, len(parts), freq * PHRASE_DECAY ** (len(parts) - 1)
+
+
+def _variants_freq(parts: tuple[tuple[str, int], ...]) -> float:
+    """``_search_key``'s guess for the exact plural variants: each plural part counts twice."""
+    freq = min(_token_freq(t) * (2 if kind == PLURAL else 1) if kind != PREFIX else _prefix_freq(t)
+               for t, kind in parts)
+    return freq * PHRASE_DECAY ** (len(parts) - 1)
+
+
+def _plural_forms(token: str) -> list[str]:
+    """Every token whose ``singular`` is ``token``: it, and -s, -es, -y to -ies forms."""
+    forms = [token, token + "s", token + "es"]
+    if token.endswith("y"):
+        forms.append(token[:-1] + "ies")
+    return [f for f in forms if singular(f) == token]
+
+
+def _variant_keys(parts: tuple[tuple[str, int], ...]) -> tuple[str, ...] | None:
+    """Exact prefilter keys for a term with plurals: every combination of the plural forms
+    ("interest rate"~: " interest rate ", " interest rates ", " interests rate "...), so the
+    automaton finds the term itself, not every token starting with "interest". None when
+    the term has no plural part, or too many combinations, or a plural after a wildcard."""
+    if not any(kind == PLURAL for _, kind in parts):
+        return None
+    keys = [" "]
+    for n, (token, kind) in enumerate(parts):
+        if kind == PREFIX:
+            if n != len(parts) - 1:
+                return None  # parts after a mid-phrase wildcard would still need checking
+            return tuple(k + token for k in keys)
+        forms = [token] if kind == EXACT else _plural_forms(token)
+        if not forms or len(keys) * len(forms) > MAX_KEY_VARIANTS:
+            return None
+        keys = [k + form + " " for k in keys for form in forms]
+    return tuple(keys)
+
+
+@lru_cache(maxsize=1)
+def _frequencies() -> dict[str, float]:
+    """English word frequencies (wordfreq's small list: ~29,000 words, loaded in ~15 ms)."""
+    from wordfreq import get_frequency_dict  # here: only key choice needs it, not every import
+
+    return get_frequency_dict("en", wordlist="small")
+
+
+@lru_cache(maxsize=1 << 17)
+def _token_freq(token: str) -> float:
+    """How often a folded token occurs in news text, roughly (a share of all tokens): the
+    prefilter keys each AND by its rarest child, so a watch wakes up only when the word that
+    makes it specific occurs. A word missing from the list is rarer than any in it."""
     if token in _STOPWORDS:
-        return 1000.0
+        return 1e-2  # common in news whatever English at large says ("bbc", "government")
     if token.isdigit():
-        return 50.0
-    return 100.0 / max(1, len(token)) ** 1.5
+        return 1e-4
+    return _frequencies().get(token, UNKNOWN_FREQ)
+
+
+def _prefix_freq(prefix: str) -> float:
+    """A guess for a token prefix (a wildcard, or the stem of a plural): the word itself
+    and some, and short prefixes of many words."""
+    return max(3 * _token_freq(prefix), 1e-3 * 0.3 ** (len(prefix) - MIN_WILDCARD_PREFIX))
 
 
 # --------------------------------------------------------------------------------------------
@@ -331,53 +448,56 @@ def _err(pos: int, reason: str) -> WatchError:
 def _lex(query: str) -> list[_Tok]:
     out: list[_Tok] = []
     i, size = 0, len(query)
-    while i < size:
-        ch = query[i]
-        if ch.isspace():
+    while True:
+        m = _LEX.match(query, i)  # spaces skipped in C: a cold start lexes 100,000 queries
+        if m is None or m.lastindex is None:
+            break
+        i = m.start(m.lastindex)
+        if m.lastindex == 1:
+            out.append(_Tok("LP" if m.group(1) == "(" else "RP", i))
             i += 1
-        elif ch == "(":
-            out.append(_Tok("LP", i))
-            i += 1
-        elif ch == ")":
-            out.append(_Tok("RP", i))
-            i += 1
-        elif ch in _OPEN_QUOTES or ch == "”":
-            close = _OPEN_QUOTES.get(ch, ch)
-            end = query.find(close, i + 1)
-            if close == "”":  # “...” may also be closed by a straight quote
-                alt = query.find('"', i + 1)
-                end = alt if end < 0 or (0 <= alt < end) else end
-            if end < 0:
-                raise _err(i, "unterminated quote")
-            tok = _Tok("PHRASE", i, query[i + 1:end])
-            i = end + 1
-            if i < size and query[i] == "~":
-                tok.n = 1  # plurals
-                i += 1
-            out.append(tok)
+        elif m.lastindex == 2:
+            i = _lex_phrase(query, i, out)
         else:
-            j = i
-            while j < size and query[j] not in _STOP_CHARS and not query[j].isspace():
-                j += 1
-            word = query[i:j]
-            colon = word.find(":")
-            if word in ("AND", "OR", "NOT"):
-                out.append(_Tok(word, i))
-            elif word.startswith("NEAR/"):
-                digits = word[5:]
-                if not digits.isdigit() or not digits.isascii():
-                    raise _err(i + 5, "expected a number after 'NEAR/'")
-                if int(digits) > MAX_NEAR:
-                    raise _err(i + 5, f"NEAR/{digits}: the limit is NEAR/{MAX_NEAR}")
-                out.append(_Tok("NEAR", i, word, int(digits)))
-            elif colon > 0 and word[:colon].lower() in FIELDS:
-                out.append(_Tok("SCOPE", i, word[:colon].lower()))
-                j = i + colon + 1  # lex what follows the colon on its own
-            else:
-                out.append(_Tok("WORD", i, word))
-            i = j
+            i = _lex_word(query, i, m.group(3), out)
     out.append(_Tok("EOF", size))
     return out
+
+
+def _lex_phrase(query: str, i: int, out: list[_Tok]) -> int:
+    close = _OPEN_QUOTES.get(query[i], query[i])
+    end = query.find(close, i + 1)
+    if close == "”":  # “...” may also be closed by a straight quote
+        alt = query.find('"', i + 1)
+        end = alt if end < 0 or (0 <= alt < end) else end
+    if end < 0:
+        raise _err(i, "unterminated quote")
+    tok = _Tok("PHRASE", i, query[i + 1:end])
+    i = end + 1
+    if i < len(query) and query[i] == "~":
+        tok.n = 1  # plurals
+        i += 1
+    out.append(tok)
+    return i
+
+
+def _lex_word(query: str, i: int, word: str, out: list[_Tok]) -> int:
+    colon = word.find(":")
+    if word in ("AND", "OR", "NOT"):
+        out.append(_Tok(word, i))
+    elif word.startswith("NEAR/"):
+        digits = word[5:]
+        if not digits.isdigit() or not digits.isascii():
+            raise _err(i + 5, "expected a number after 'NEAR/'")
+        if int(digits) > MAX_NEAR:
+            raise _err(i + 5, f"NEAR/{digits}: the limit is NEAR/{MAX_NEAR}")
+        out.append(_Tok("NEAR", i, word, int(digits)))
+    elif colon > 0 and word[:colon].lower() in FIELDS:
+        out.append(_Tok("SCOPE", i, word[:colon].lower()))
+        return i + colon + 1  # lex what follows the colon on its own
+    else:
+        out.append(_Tok("WORD", i, word))
+    return i + len(word)
 
 
 _TERM_START = {"WORD", "PHRASE", "LP", "SCOPE", "NOT"}
@@ -402,12 +522,48 @@ class _Parser:
         return tok
 
     def parse(self) -> _Node | None:
+        flat = self.parse_flat()
+        if not isinstance(flat, _Parser):
+            return flat
         node = self.parse_or()
         tok = self.peek()
         if tok.kind != "EOF":
             what = "')'" if tok.kind == "RP" else repr(tok.text or tok.kind)
             raise _err(tok.pos, f"unexpected {what}")
         return node
+
+    def parse_flat(self) -> _Node | _Parser | None:
+        """The tree ``parse_or`` would build for the commonest queries: terms (a quoted phrase,
+        or a run of bare words) joined all by OR or all by AND. Built directly, since a cold
+        start parses 100,000 queries; anything else returns ``self``, for the full parser."""
+        toks = self.toks
+        ops = {t.kind for t in toks[:-1] if t.kind in ("OR", "AND")}
+        if len(ops) > 1 or any(t.kind not in ("WORD", "PHRASE", "OR", "AND") for t in toks[:-1]):
+            return self
+        groups: list[list[_Tok]] = [[]]
+        for tok in toks[:-1]:
+            if tok.kind in ops:
+                groups.append([])
+            else:
+                groups[-1].append(tok)
+        for group in groups:
+            if not group or (len(group) > 1 and any(t.kind != "WORD" for t in group)):
+                return self  # an empty operand, or an implicit AND: the parser says what
+        kept: list[_Node] = []
+        for group in groups:
+            first = group[0]
+            if first.kind == "PHRASE":
+                words = [(m.group(), first.pos + 1 + m.start())
+                         for m in _NONSPACE.finditer(first.text)]
+                term = self.term(first.pos, words, plural_all=bool(first.n), scope=None)
+            else:
+                term = self.term(first.pos, [(t.text, t.pos) for t in group], plural_all=False,
+                                 scope=None)
+            if term is not None:
+                kept.append(term)
+        if len(kept) <= 1:
+            return kept[0] if kept else None
+        return (Or if "OR" in ops else And)(toks[0].pos, kept)
 
     def expect_operand(self, after: _Tok) -> None:
         tok = self.peek()
@@ -519,39 +675,73 @@ class _Parser:
 
     def term(self, pos: int, words: list[tuple[str, int]], plural_all: bool,
              scope: str | None) -> Term | None:
-        parts: list[tuple[str, int]] = []
-        shown: list[str] = []
-        for word, wpos in words:
-            plural = plural_all or self.plurals
-            if word.endswith("~"):
-                word = word[:-1]
-                plural = True
-            star = word.endswith("*")
-            base = word[:-1] if star else word
-            if "*" in base:
-                raise _err(wpos + base.find("*"), "'*' is only allowed at the end of a word")
-            folded = tokens(base)
-            if star and (not folded or len(folded[-1]) < MIN_WILDCARD_PREFIX):
-                raise _err(wpos + len(base), f"a wildcard needs at least {MIN_WILDCARD_PREFIX} "
-                           "letters before '*'")
-            shown.append(word)
-            for n, t in enumerate(folded):
-                if star and n == len(folded) - 1:
-                    parts.append((t, PREFIX))
-                elif plural and scope not in META_FIELDS:
-                    parts.append((singular(t), PLURAL))
-                else:
-                    parts.append((t, EXACT))
-        if not parts:
+        spec = _term_spec(tuple([w for w, _ in words]), plural_all or self.plurals, scope)
+        if spec.error is not None:
+            n, offset, reason = spec.error
+            raise _err(words[n][1] + offset, reason)
+        if spec.props is None:
             return None
-        if len(parts) > MAX_PHRASE_TOKENS:
-            raise _err(pos, f"a phrase of {len(parts)} words; the limit is {MAX_PHRASE_TOKENS}")
-        term = Term(pos, " ".join(shown), scope, tuple(parts))
-        term.finish()
+        if len(spec.parts) > MAX_PHRASE_TOKENS:
+            raise _err(pos, f"a phrase of {len(spec.parts)} words; the limit is {MAX_PHRASE_TOKENS}")
+        term = Term(pos, spec.text, scope, spec.parts, *spec.props)
         self.terms.append(term)
         if len(self.terms) > MAX_TERMS:
             raise _err(pos, f"more than {MAX_TERMS} terms; that is the limit")
         return term
+
+
+class _Spec(NamedTuple):
+    """What a term's words make of it, whatever its position in a query."""
+
+    text: str
+    parts: tuple[tuple[str, int], ...]
+    props: _TermProps | None  # None: no words (or an error)
+    error: tuple[int, int, str] | None  # (word index, offset in that word, reason)
+
+
+@lru_cache(maxsize=1 << 17)
+def _term_spec(words: tuple[str, ...], plural: bool, scope: str | None) -> _Spec:
+    """Cached: the same terms recur across thousands of watches."""
+    parts: list[tuple[str, int]] = []
+    shown: list[str] = []
+    meta = scope in META_FIELDS
+    for n, word in enumerate(words):
+        text, word_parts, error = _word_parts(word, plural, meta)
+        if error is not None:
+            return _Spec("", (), None, (n, *error))
+        shown.append(text)
+        parts.extend(word_parts)
+    if not parts:
+        return _Spec("", (), None, None)
+    frozen = tuple(parts)
+    return _Spec(" ".join(shown), frozen, _term_props(scope, frozen), None)
+
+
+@lru_cache(maxsize=1 << 16)
+def _word_parts(word: str, plural: bool, meta: bool
+                ) -> tuple[str, tuple[tuple[str, int], ...], tuple[int, str] | None]:
+    """One word of a term: as shown, its parts, and an error (offset in the word, reason);
+    cached because the same words recur across thousands of watches."""
+    if word.endswith("~"):
+        word = word[:-1]
+        plural = True
+    star = word.endswith("*")
+    base = word[:-1] if star else word
+    if "*" in base:
+        return word, (), (base.find("*"), "'*' is only allowed at the end of a word")
+    folded = tokens(base)
+    if star and (not folded or len(folded[-1]) < MIN_WILDCARD_PREFIX):
+        return word, (), (len(base), f"a wildcard needs at least {MIN_WILDCARD_PREFIX} "
+                          "letters before '*'")
+    parts = []
+    for n, t in enumerate(folded):
+        if star and n == len(folded) - 1:
+            parts.append((t, PREFIX))
+        elif plural and not meta:
+            parts.append((singular(t), PLURAL))
+        else:
+            parts.append((t, EXACT))
+    return word, tuple(parts), None
 
 
 def _positional(node: _Node) -> bool:
@@ -566,7 +756,7 @@ def _cover(node: _Node) -> tuple[float, list[str]] | None:
     """(cost, keys): at least one key occurs in every article the node matches; None when no
     such set exists (a NOT, or an OR with such a branch)."""
     if isinstance(node, Term):
-        return node.cost, [node.key]
+        return node.cost, list(node.keys)
     if isinstance(node, Not):
         return None
     if isinstance(node, Or):
@@ -598,16 +788,6 @@ def _uncovered(node: _Node) -> _Node:
     return node
 
 
-@dataclass(slots=True)
-class CompiledWatch:
-    """A watch with its parsed query and prefilter keys."""
-
-    watch: Watch
-    root: _Node
-    terms: list[Term]
-    keys: list[str]
-
-
 def _parse(query: str, plurals: bool) -> tuple[_Node, list[Term]]:
     if len(query) > MAX_QUERY_CHARS:
         raise WatchError(f"query is {len(query)} characters; the limit is {MAX_QUERY_CHARS}")
@@ -628,22 +808,79 @@ def _checked(query: str, plurals: bool) -> tuple[_Node, list[Term], list[str]]:
     return root, terms, list(dict.fromkeys(cover[1]))
 
 
+def _proves(node: _Node) -> bool:
+    """True when any one of the node's prefilter keys occurring proves the node matches: a
+    term whose key is the whole term (no plural or mid-phrase wildcard left to check, and no
+    title:/text: scope, since the key may occur in the other field), or an OR of such terms."""
+    if isinstance(node, Term):
+        return node.proven
+    return isinstance(node, Or) and all(_proves(c) for c in node.children)
+
+
+def _has_near(node: _Node) -> bool:
+    if isinstance(node, Near):
+        return True
+    if isinstance(node, And | Or):
+        return any(_has_near(c) for c in node.children)
+    return isinstance(node, Not) and _has_near(node.child)
+
+
+@dataclass(slots=True, eq=False)
+class _Query:
+    """A parsed query, shared by every watch that has it and evaluated once per article."""
+
+    source: tuple[str, bool]  # (query, plurals): watches with equal sources are one query
+    root: _Node
+    terms: list[Term]
+    keys: list[str]
+    proven: bool  # see _proves: a candidate is a hit without evaluating the tree
+    simple: bool  # no NEAR: the evidence is every occurrence of the terms ``gather`` picks
+
+
+@lru_cache(maxsize=1 << 16)
+def _compile_query(query: str, plurals: bool) -> _Query:
+    """Parsed once per distinct query: desks save the same searches, and a validation
+    followed by a compilation should not parse twice. (A matcher shares the queries of
+    watches whose query text is equal whether or not they came from this cache.)"""
+    root, terms, keys = _checked(query, plurals)
+    return _Query((query, plurals), root, terms, keys, _proves(root), not _has_near(root))
+
+
+@dataclass(slots=True)
+class CompiledWatch:
+    """A watch with its parsed query and prefilter keys."""
+
+    watch: Watch
+    query: _Query
+
+    @property
+    def root(self) -> _Node:
+        return self.query.root
+
+    @property
+    def terms(self) -> list[Term]:
+        return self.query.terms
+
+    @property
+    def keys(self) -> list[str]:
+        return self.query.keys
+
+
 def parse_query(query: str, *, plurals: bool = False) -> tuple[_Node, list[str]]:
     """The syntax tree and the prefilter keys of a query; raises ``WatchError``."""
-    root, _, keys = _checked(query, plurals)
-    return root, keys
+    compiled = _compile_query(query, plurals)
+    return compiled.root, list(compiled.keys)
 
 
 def compile_watch(watch: Watch, *, plurals: bool = False) -> CompiledWatch:
     """A watch ready for a ``WatchMatcher``; raises ``WatchError``."""
-    root, terms, keys = _checked(watch.query, plurals)
-    return CompiledWatch(watch, root, terms, keys)
+    return CompiledWatch(watch, _compile_query(watch.query, plurals))
 
 
 def parse_terms(query: str) -> list[str]:
     """The terms of a query, as written (without quotes), after validating it in full;
     raises ``WatchError``."""
-    return [t.text for t in _checked(query, False)[1]]
+    return [t.text for t in _compile_query(query, False).terms]
 
 
 def make_watch(name: str, query: str | None = None, *, created_at: float | None = None) -> Watch:
@@ -680,15 +917,35 @@ def load_watch_file(path: Path) -> list[Watch]:
 # ``streams.text.tokens`` with the offsets of the original, far faster than the regex.
 _TABLE = bytes((c | 0x20) if 65 <= c <= 90 else c if (48 <= c <= 57 or 97 <= c <= 122) else 32
                for c in range(256))
-_NONASCII_WORD = re.compile(r"[^\W\x00-\x7f]")
+_WORD_CHAR = re.compile(r"[^\W_]")
+_ASCII = bytes(range(128))
 
 
 def _flat(text: str) -> str | None:
     """``text`` with every non-token character a space, same length; None when it holds
     non-ASCII letters or digits (those need ``streams.text`` folding)."""
-    if text.isascii() or _NONASCII_WORD.search(text) is None:
-        return text.encode("ascii", "replace").translate(_TABLE).decode("ascii")
-    return None
+    if not text.isascii():
+        # Its non-ASCII characters (£, curly quotes, dashes, mostly), picked out in C: a regex
+        # over the whole text costs ~30 µs.
+        other = text.encode("utf-8", "surrogatepass").translate(None, _ASCII)
+        if _WORD_CHAR.search(other.decode("utf-8", "surrogatepass")) is not None:
+            return None
+    return text.encode("ascii", "replace").translate(_TABLE).decode("ascii")
+
+
+_Place = tuple[int, int, int, str]  # (field, first token, last token, term as written)
+
+
+def _token_starts(flat: str) -> list[int]:
+    """Where each token of a flat text starts: where a space is followed by a non-space. In
+    numpy, ~2x faster than any pure Python way; it is needed by every article with a hit."""
+    import numpy as np  # here: only a worker matching articles needs it, not every import
+
+    solid = np.frombuffer(flat.encode("ascii"), dtype=np.uint8) != 32
+    starts: list[int] = (np.flatnonzero(solid[1:] & ~solid[:-1]) + 1).tolist()
+    if solid.size and solid[0]:
+        starts.insert(0, 0)
+    return starts
 
 
 class _Field:
@@ -706,15 +963,78 @@ class _Field:
 class _Ctx:
     """One article, with its folded fields and caches shared by every watch."""
 
-    __slots__ = ("_cache", "_meta", "_snippets", "_spans", "article", "fields")
+    __slots__ = ("_cache", "_combined", "_meta", "_places", "_records", "_snippets", "_spans",
+                 "_terms", "article", "fields", "keys")
 
     def __init__(self, article: Article, fields: tuple[_Field, _Field]) -> None:
         self.article = article
         self.fields = fields
-        self._spans: list[list[tuple[int, int]] | None] = [None, None]
-        self._cache: dict[tuple[object, ...], list[tuple[int, int, int]]] = {}
+        self.keys: set[str] | None = None  # the matcher's keys in the article; None: unknown
+        # Per field: token starts, and ends (None: start + token length)
+        self._spans: list[tuple[list[int], list[int] | None] | None] = [None, None]
+        self._cache: dict[str, list[tuple[int, int, int]]] = {}
         self._meta: dict[str, set[str]] | None = None
         self._snippets: dict[tuple[int, int, int], str] = {}
+        self._records: dict[_Place, Match] = {}
+        self._places: dict[tuple[str, str], list[_Place]] = {}
+        self._terms: dict[tuple[str, str], tuple[list[str], list[Match]]] = {}
+        self._combined: dict[tuple[object, ...], tuple[list[str], list[Match]]] = {}
+
+    def evidence(self, query: _Query) -> tuple[list[str], list[Match]]:
+        """What ``_evidence`` gives for a query that matched, from work shared across the
+        article's queries: each term's places are found once, however many queries name it."""
+        root = query.root
+        if isinstance(root, Term):
+            return self._term_evidence(root)
+        if not query.simple:
+            return _evidence(self, root)
+        terms: list[Term] = []
+        meta: list[str] = []
+        root.gather(self, terms, meta)
+        if len(terms) == 1 and not meta:
+            return self._term_evidence(terms[0])  # an OR with one branch true, usually
+        key: tuple[object, ...] = (*[(t.text, t.sig) for t in terms], *meta)
+        found = self._combined.get(key)
+        if found is None:
+            found = self._combined[key] = self._combine(terms, meta)
+        return found
+
+    def _combine(self, terms: list[Term], meta: list[str]) -> tuple[list[str], list[Match]]:
+        firsts: list[_Place] = []
+        places: list[_Place] = []
+        for term in terms:
+            found = self.places(term)
+            if found:
+                firsts.append(found[0])
+                places += found
+        # Up to MAX_MATCHES_PER_WATCH of the union, in article order; terms by first place.
+        chosen = sorted(set(places))[:MAX_MATCHES_PER_WATCH]
+        firsts.sort()
+        return (list(dict.fromkeys([p[3] for p in firsts] + meta)),
+                [self.record(p) for p in chosen])
+
+    def _term_evidence(self, term: Term) -> tuple[list[str], list[Match]]:
+        key = (term.text, term.sig)
+        found = self._terms.get(key)
+        if found is None:
+            if term.field in META_FIELDS:
+                found = ([f"{term.field}:{term.text}"], [])
+            else:
+                places = self.places(term)
+                found = ([term.text] if places else [], [self.record(p) for p in places])
+            self._terms[key] = found
+        return found
+
+    def places(self, term: Term) -> list[_Place]:
+        """The first ``MAX_MATCHES_PER_WATCH`` places of a title/text term: no watch shows more,
+        so none needs more of any one term."""
+        key = (term.text, term.sig)
+        found = self._places.get(key)
+        if found is None:
+            text = term.text
+            found = self._places[key] = [(f, i, j, text) for f, i, j
+                                         in self.occurrences(term)[:MAX_MATCHES_PER_WATCH]]
+        return found
 
     def occurrences(self, term: Term) -> list[tuple[int, int, int]]:
         """(field, first token, last token) of every occurrence of a title/text term."""
@@ -767,24 +1087,41 @@ class _Ctx:
             return any(v.startswith(joined) for v in values)
         return joined in values
 
-    def match_record(self, term: str, f: int, i: int, j: int) -> Match:
+    def record(self, place: _Place) -> Match:
+        """The ``Match`` for a place; one object per place, shared by every hit showing it."""
+        record = self._records.get(place)
+        if record is None:
+            record = self._records[place] = self._new_record(place[3], *place[:3])
+        return record
+
+    def _new_record(self, term: str, f: int, i: int, j: int) -> Match:
         spans = self._spans[f]
         field = self.fields[f]
         if spans is None:
             if field.flat is None:
-                spans = [(t.start, t.end) for t in token_spans(field.text)]
+                found = token_spans(field.text)
+                spans = ([t.start for t in found], [t.end for t in found])
             else:
-                # Token starts in C: offsets of the space-split pieces, keeping non-empty ones.
-                pieces = field.flat.split(" ")
-                starts = compress(accumulate(map(add, map(len, pieces), repeat(1)), initial=0),
-                                  pieces)
-                spans = [(start, start + len(tok)) for start, tok in zip(starts, field.toks, strict=True)]
+                spans = (_token_starts(field.flat), None)  # a flat token is as long as the original
             self._spans[f] = spans
-        start, end = spans[i][0], spans[j][1]
+        starts, ends = spans
+        start = starts[i]
+        end = ends[j] if ends is not None else starts[j] + len(field.toks[j])
         snippet = self._snippets.get((f, start, end))
         if snippet is None:
             snippet = self._snippets[(f, start, end)] = _snippet(field.text, start, end)
         return Match(term=term, field=TEXT_FIELDS[f], start=start, end=end, snippet=snippet)
+
+
+def _evidence(ctx: _Ctx, root: _Node) -> tuple[list[str], list[Match]]:
+    """The terms that matched, as written, and the first ``MAX_MATCHES_PER_WATCH`` places
+    they matched, in article order (for a query that matched)."""
+    found: set[tuple[str, int, int, int]] = set()
+    meta: list[str] = []
+    root.collect(ctx, found, meta)
+    ordered = sorted(found, key=lambda o: (o[1], o[2], o[3], o[0]))
+    matches = [ctx.record((f, i, j, term)) for term, f, i, j in ordered[:MAX_MATCHES_PER_WATCH]]
+    return list(dict.fromkeys([o[0] for o in ordered] + meta)), matches
 
 
 @lru_cache(maxsize=65536)
@@ -792,14 +1129,22 @@ def _meta_value(value: str) -> str:
     return _JOIN.join(tokens(value))
 
 
+_WORD_HEAD = re.compile(r"\S+")
+
+
 def _snippet(text: str, start: int, end: int) -> str:
     left = max(0, start - SNIPPET_RADIUS)
     right = min(len(text), end + SNIPPET_RADIUS)
-    # Widen to word boundaries so a snippet never starts or ends mid-word.
-    while left > 0 and not text[left - 1].isspace():
-        left -= 1
-    while right < len(text) and not text[right].isspace():
-        right += 1
+    # Widen to word boundaries so a snippet never starts or ends mid-word; in C, since a
+    # snippet is made for every place a hit shows.
+    if left > 0 and not text[left - 1].isspace():
+        before = text[max(0, left - SNIPPET_RADIUS):left].rsplit(None, 1)
+        left -= len(before[-1])  # the part of the word before ``left``
+        while left > 0 and not text[left - 1].isspace():  # a word longer than the window
+            left -= 1
+    head = _WORD_HEAD.match(text, right)
+    if head is not None:
+        right = head.end()
     body = " ".join(text[left:right].split())
     return ("…" if left > 0 else "") + body + ("…" if right < len(text) else "")
 
@@ -813,80 +1158,125 @@ def _meta_stream(article: Article) -> str:
     return " ".join(parts)
 
 
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """No cyclic garbage collection while a matcher is built: the build allocates a million
+    small objects, and each collection it triggers walks every object the process holds
+    (half the build time at 100,000 watches). Nothing built here forms cycles to collect."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 class WatchMatcher:
     """An immutable index of watches; ``match`` finds every watch an article hits."""
 
     def __init__(self, watches: Iterable[Watch | CompiledWatch], *, plurals: bool = False) -> None:
+        with _gc_paused():
+            self._build(watches, plurals)
+
+    def _build(self, watches: Iterable[Watch | CompiledWatch], plurals: bool) -> None:
         compiled = [w if isinstance(w, CompiledWatch) else compile_watch(w, plurals=plurals)
                     for w in watches]
         self._compiled: dict[str, CompiledWatch] = {c.watch.id: c for c in compiled}
-        self.watches: dict[str, Watch] = {c.watch.id: c.watch for c in compiled}
+        self.watches: dict[str, Watch] = {c.watch.id: c.watch for c in self._compiled.values()}
         self._list: list[CompiledWatch] = list(self._compiled.values())
-        by_key: dict[str, list[int]] = {}
+        # Hits are reported by name, ties in index order (as match_exhaustive sorts them): each
+        # watch's place in that order, so a match sorts small ints.
+        self._rank: list[int] = [0] * len(self._list)
+        by_name = sorted(range(len(self._list)), key=lambda n: self._list[n].watch.name)
+        for place, n in enumerate(by_name):
+            self._rank[n] = place
+        # Watches with one query share one evaluation; the automaton maps each key to the
+        # queries it wakes up.
+        self._queries: list[_Query] = []
+        self._members: list[list[tuple[int, str, str]]] = []  # (rank, id, name) per query
+        self._indexes: list[list[int]] = []  # and the watches' indexes in ``_list``
+        position: dict[tuple[str, bool], int] = {}
         for n, c in enumerate(self._list):
-            for key in c.keys:
-                by_key.setdefault(key, []).append(n)
-        self._groups: list[tuple[int, ...]] = []
-        self._automaton = ahocorasick.Automaton(ahocorasick.STORE_INTS)
-        for key, members in by_key.items():
-            self._automaton.add_word(key, len(self._groups))
-            self._groups.append(tuple(members))
-        if self._groups:
+            q = position.get(c.query.source)
+            if q is None:
+                q = position[c.query.source] = len(self._queries)
+                self._queries.append(c.query)
+                self._members.append([])
+                self._indexes.append([])
+            self._members[q].append((self._rank[n], c.watch.id, c.watch.name))
+            self._indexes[q].append(n)
+        self._wake: dict[str, list[int]] = {}  # prefilter key -> the queries it wakes up
+        for q, query in enumerate(self._queries):
+            for key in query.keys:
+                self._wake.setdefault(key, []).append(q)
+        # The automaton holds every term's keys, not only the prefilter keys: which keys an
+        # article holds then settles most terms without searching the text (see Term.ev).
+        self._automaton = ahocorasick.Automaton(ahocorasick.STORE_ANY)
+        add = self._automaton.add_word
+        for key in dict.fromkeys(k for query in self._queries for t in query.terms for k in t.keys):
+            add(key, key)
+        if self._wake:
             self._automaton.make_automaton()
 
     def __len__(self) -> int:
         return len(self.watches)
 
-    def candidates(self, article: Article) -> tuple[_Ctx, set[int]]:
-        """The per-article context and the indexes of watches whose prefilter keys occur."""
+    def _candidate_queries(self, article: Article) -> tuple[_Ctx, set[int]]:
         fields = (_Field(article.title), _Field(article.text))
         ctx = _Ctx(article, fields)
-        if not self._groups:
-            return ctx, set()
         stream = fields[0].joined + _SEP + fields[1].joined + _SEP + " " + _meta_stream(article) + " "
-        groups = {g for _, g in self._automaton.iter(stream)}
+        ctx.keys = keys = {key for _, key in self._automaton.iter(stream)}
+        wake = self._wake
         found: set[int] = set()
-        all_groups = self._groups
-        for g in groups:
-            found.update(all_groups[g])
+        for key in keys:
+            queries = wake.get(key)
+            if queries is not None:
+                found.update(queries)
         return ctx, found
+
+    def candidates(self, article: Article) -> tuple[_Ctx, set[int]]:
+        """The per-article context and the indexes of watches whose prefilter keys occur."""
+        if not self._wake:
+            return _Ctx(article, (_Field(article.title), _Field(article.text))), set()
+        ctx, queries = self._candidate_queries(article)
+        return ctx, {n for q in queries for n in self._indexes[q]}
 
     def match(self, article: Article | str, text: str | None = None) -> list[WatchHit]:
         """Every watch ``article`` hits, by watch name. ``match(title, text)`` still works
         (without entities, source or language)."""
         if isinstance(article, str):
             article = Article(id="", title=article, text=text or "")
-        if not self._groups:
+        if not self._wake:
             return []
-        ctx, found = self.candidates(article)
-        return self._evaluate(ctx, sorted(found))
+        ctx, found = self._candidate_queries(article)
+        ranked: list[tuple[int, WatchHit]] = []
+        queries, members = self._queries, self._members
+        for q in found:
+            query = queries[q]
+            if not query.proven and not query.root.ev(ctx):
+                continue
+            terms, matches = ctx.evidence(query)
+            # Each hit gets its own lists: a consumer may change one hit's without the others'.
+            ranked += [(rank, WatchHit(watch_id, name, terms[:], matches[:]))
+                       for rank, watch_id, name in members[q]]
+        ranked.sort(key=itemgetter(0))
+        return [hit for _, hit in ranked]
 
     def match_exhaustive(self, article: Article | str, text: str | None = None) -> list[WatchHit]:
-        """``match`` without the prefilter: every watch evaluated in full (for tests)."""
+        """``match`` without the prefilter, the keys' shortcuts or shared evaluation: every watch
+        evaluated in full, one by one, its evidence collected the plain way (for tests)."""
         if isinstance(article, str):
             article = Article(id="", title=article, text=text or "")
         ctx = _Ctx(article, (_Field(article.title), _Field(article.text)))
-        return self._evaluate(ctx, range(len(self._list)))
-
-    def _evaluate(self, ctx: _Ctx, indexes: Iterable[int]) -> list[WatchHit]:
         hits = []
-        for n in indexes:
-            compiled = self._list[n]
+        for compiled in self._list:
             if compiled.root.ev(ctx):
-                hits.append(self._hit(ctx, compiled))
+                terms, matches = _evidence(ctx, compiled.root)
+                watch = compiled.watch
+                hits.append(WatchHit(watch.id, watch.name, terms, matches))
         hits.sort(key=lambda h: h.watch_name)
         return hits
-
-    def _hit(self, ctx: _Ctx, compiled: CompiledWatch) -> WatchHit:
-        found: set[tuple[str, int, int, int]] = set()
-        meta: list[str] = []
-        compiled.root.collect(ctx, found, meta)
-        ordered = sorted(found, key=lambda o: (o[1], o[2], o[3], o[0]))
-        matches = [ctx.match_record(term, f, i, j)
-                   for term, f, i, j in ordered[:MAX_MATCHES_PER_WATCH]]
-        terms = list(dict.fromkeys([o[0] for o in ordered] + meta))
-        watch = compiled.watch
-        return WatchHit(watch_id=watch.id, watch_name=watch.name, terms=terms, matches=matches)
 
 
 class WatchRegistry:
@@ -900,8 +1290,9 @@ class WatchRegistry:
     def __init__(self, watches: Iterable[Watch] = (), *, plurals: bool = False) -> None:
         self.plurals = plurals
         self._compiled: dict[str, CompiledWatch] = {}
-        for w in watches:
-            self._compiled[w.id] = compile_watch(w, plurals=plurals)
+        with _gc_paused():
+            for w in watches:
+                self._compiled[w.id] = compile_watch(w, plurals=plurals)
         self._version = 0
         self._built = 0
         self._lock: asyncio.Lock | None = None

@@ -341,7 +341,10 @@ def test_required_keys() -> None:
     assert parse_query("lang:en AND china")[1] == [" china "]
     assert parse_query("china NOT taiwan")[1] == [" china "]
     assert parse_query("commun*")[1] == [" commun"]
-    assert parse_query("city~")[1] == [" cit"]
+    # plurals: every exact form, not the stem as a prefix (" cit" would wake up "citizen")
+    assert parse_query("city~")[1] == [" city ", " citys ", " cities "]
+    assert parse_query('"interest rate"~')[1] == [" interest rate ", " interest rates ",
+                                                  " interests rate ", " interests rates "]
 
 
 def _seed_texts() -> list[str]:
