@@ -280,3 +280,18 @@ def test_batched_features_equal_the_reference_article_by_article() -> None:
         reference = terms.term_vector(title, body, entities)
         assert list(vector.items()) == list(reference.items())
         assert np.array_equal(signature, minhash.signature(body or title))
+
+
+def test_small_and_large_batches_prepare_the_same_features() -> None:
+    import numpy as np
+
+    from agents.dedup.index import VECTORISE_FROM, prepare
+
+    articles = [seed("000"), seed("003"), art("f", "Arsenal beat Chelsea", FOOTBALL),
+                art("h", "Headline only", "")] * VECTORISE_FROM
+    one_by_one = [p for a in articles for p in prepare([a])]
+    together = prepare(articles)
+    for a, b in zip(one_by_one, together, strict=True):
+        assert (a.body_hash, a.title_only, list(a.vector.items())) == (
+            b.body_hash, b.title_only, list(b.vector.items()))
+        assert np.array_equal(a.signature, b.signature)
