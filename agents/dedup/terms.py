@@ -68,7 +68,12 @@ _WORDS: dict[str, tuple[float, int]] = {}
 
 
 def word_info(word: str) -> tuple[float, int]:
-    """A word's kept IDF (0.0: dropped from vectors) and its MinHash token hash."""
+    """A word's kept IDF (0.0: dropped from vectors) and its MinHash token hash, cached:
+    the batch vocabulary (``agents.dedup.batch``) asks again for every word after it is
+    cleared, and a wordfreq look-up costs tens of µs."""
+    found = _WORDS.get(word)
+    if found is not None:
+        return found
     value = idf(word)
     found = (0.0 if value < MIN_IDF or len(word) < 2 else value, minhash.token_hash(word))
     if len(_WORDS) >= _IDF_CACHE_MAX:
