@@ -15,7 +15,8 @@ from operator import attrgetter
 from agents.tag.categories import Categorizer
 from agents.tag.entities import EntityTagger
 from agents.tag.keywords import keywords_of
-from agents.tag.words import tokens, warm
+from streams.text import tokens
+from streams.words import warm
 from streams.records import Article
 
 __all__ = ["Tagger"]

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
-from agents.tag.words import tokens
+from streams.text import tokens
 
 __all__ = ["Categorizer", "CATEGORIES"]
 

@@ -28,7 +28,7 @@ from functools import lru_cache
 from typing import Any
 
 from agents.tag.gazetteer import Gazetteer, load_gazetteer
-from agents.tag.words import warm, zipf
+from streams.words import warm, zipf
 from streams.records import Entity
 
 __all__ = ["Mention", "EntityTagger"]

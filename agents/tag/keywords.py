@@ -13,7 +13,8 @@ from __future__ import annotations
 from collections import Counter
 from itertools import compress, pairwise
 
-from agents.tag.words import tokens, zipf
+from streams.text import tokens
+from streams.words import zipf
 
 __all__ = ["keywords", "keywords_of", "STOPWORDS"]
 

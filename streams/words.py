@@ -1,6 +1,4 @@
-r"""Word helpers of the tag stage: folded tokens and English word frequencies, both fast.
-
-``tokens(text)`` is ``streams.text.tokens`` (kept here as a name the tag modules import).
+r"""English word frequencies, fast: shared by the tag stage (entities, keywords) and dedup (IDF).
 
 ``zipf(word)`` is wordfreq's Zipf frequency. ``wordfreq.zipf_frequency`` costs ~25 µs for a
 word it has not seen, almost all of it in its Unicode tokenizer. A plain lower-case ASCII
@@ -16,14 +14,7 @@ import math
 
 from wordfreq import get_frequency_dict, zipf_frequency, zipf_to_freq
 
-from streams import text as _text
-
-__all__ = ["tokens", "warm", "zipf"]
-
-
-
-tokens = _text.tokens  # the shared tokenizer has this module's fast path now
-
+__all__ = ["warm", "zipf"]
 
 _LANG = "en"
 _MEMO_MAX = 1 << 19
