@@ -57,6 +57,7 @@ def row_article(row: dict[str, Any]) -> Article:
         title=row.get("title") or "",
         text=row.get("text") or "",
         source=row.get("source"),
+        url=row.get("url"),
         published_at=row.get("published_at"),
     )
 

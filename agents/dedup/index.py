@@ -53,7 +53,7 @@ import xxhash
 
 from agents.dedup import batch, minhash
 from agents.dedup.stories import Story, StoryClusterer
-from agents.dedup.terms import bag_of_words, term_vector
+from agents.dedup.terms import bag_of_words, slug_words, term_vector
 from streams.records import Article, StorySummary, stable_id
 from streams.text import tokens
 
@@ -123,15 +123,23 @@ def prepare(articles: Sequence[Article]) -> list[Prepared]:
         (tokens(a.title), tokens(a.text) if a.text else [], [(e.name, e.count) for e in a.entities])
         for a in articles
     ]
+    # A headline-only article's term vector reads its URL slug as its body; its hash and
+    # signature stay the headline's (the same headline under two URLs is still a copy).
+    slugs = [[] if body else slug_words(a.url) for a, (_, body, _) in zip(articles, docs, strict=True)]
+    vector_docs = [(title, body or slug, entities)
+                   for (title, body, entities), slug in zip(docs, slugs, strict=True)]
     if len(docs) >= VECTORISE_FROM:
-        vectors, signatures = batch.features(docs)
+        vectors, signatures = batch.features(vector_docs)
     else:
         vectors, signatures = [], []
-        for title, body, entities in docs:
+        for title, body, entities in vector_docs:
             bag = bag_of_words(title, body)
             hashes = list(map(bag.hashes.__getitem__, body or title))
             signatures.append(minhash.signature_of_hashes(hashes))
             vectors.append(term_vector(title, body, entities, bag))
+    for i, slug in enumerate(slugs):
+        if slug:
+            signatures[i] = minhash.signature(docs[i][0])
     return [
         Prepared(
             xxhash.xxh3_64_hexdigest(" ".join(body or title).encode("utf-8")),

@@ -20,23 +20,30 @@
   On the labelled sets this is neutral to slightly positive (B-cubed F1 +0.002 on ECB+,
   +0.001 on UCI at 0.5; 1.0 and 1.5 lose on ECB+): the names are mostly in the text already.
 * The vector keeps its ``TOP_TERMS`` heaviest terms and is L2-normalised.
+* A headline-only article (no body: aggregator and RSS feeds) takes the words of its URL's
+  slug as its body (``slug_words``): editors write slugs as keyword summaries, often the
+  original headline before a rewrite ("...-plosser-stimulus-economy-20140310" under "Fed
+  official says weak data caused by weather"). UCI headlines: B-cubed F1 0.760 -> 0.767.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from itertools import compress, pairwise
 from operator import itemgetter, mul
 
-from wordfreq import zipf_frequency
-
 from agents.dedup import minhash
 from streams.text import tokens
+from streams.words import zipf
 
-__all__ = ["IDF_CEILING", "MIN_IDF", "TOP_TERMS", "Bag", "bag_of_words", "idf", "term_vector", "cosine"]
+__all__ = [
+    "IDF_CEILING", "MIN_IDF", "TOP_TERMS", "Bag", "bag_of_words", "idf", "slug_words",
+    "term_vector", "cosine",
+]
 
 IDF_CEILING = 8.0
 MIN_IDF = 2.0
@@ -55,7 +62,7 @@ def idf(word: str) -> float:
     """Background inverse document frequency of a folded token."""
     value = _IDF_CACHE.get(word)
     if value is None:
-        value = max(0.0, IDF_CEILING - zipf_frequency(word, "en"))
+        value = max(0.0, IDF_CEILING - zipf(word))
         if len(_IDF_CACHE) >= _IDF_CACHE_MAX:
             _IDF_CACHE.clear()
         _IDF_CACHE[word] = value
@@ -195,6 +202,27 @@ def term_vector(
                 weight = ENTITY_WEIGHT * (1.0 + math.log(max(1, mentions))) * value
                 weights[term] = max(weight, weights.get(term, 0.0))
     return normalised(top(weights.items(), TOP_TERMS))
+
+
+_SLUG_SEPARATORS = re.compile(r"[-_+]")
+_PAGE_SUFFIX = re.compile(r"\.(?:s?html?|php\d?|aspx?|cms|story|jsp|cfm)$", re.IGNORECASE)
+SLUG_MIN_WORDS = 3  # fewer is a section name ("world", "tech-news"), not a summary
+MAX_URL_CHARS = 2048
+
+
+def slug_words(url: str | None) -> list[str]:
+    """The folded words of a URL's slug: the path segment of the most hyphen- or
+    underscore-separated words, ids and numbers left out; [] when it has fewer than
+    ``SLUG_MIN_WORDS`` words. The host never counts: it names the outlet, not the event."""
+    if not url or len(url) > MAX_URL_CHARS:
+        return []
+    path = url.partition("://")[2].partition("/")[2].partition("?")[0].partition("#")[0]
+    best: list[str] = []
+    for segment in path.replace("\\", "/").split("/"):
+        words = [w for w in _SLUG_SEPARATORS.split(_PAGE_SUFFIX.sub("", segment)) if w.isalpha()]
+        if len(words) > len(best):
+            best = words
+    return tokens(" ".join(best)) if len(best) >= SLUG_MIN_WORDS else []
 
 
 def entity_term(parts: list[str]) -> str:

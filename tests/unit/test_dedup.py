@@ -188,6 +188,45 @@ def test_title_only_articles() -> None:
     assert c.story_id != a.story_id
 
 
+@pytest.mark.parametrize(("url", "words"), [
+    ("http://www.latimes.com/business/money/la-fi-mo-federal-reserve-plosser-stimulus-economy-"
+     "20140310,0,1312750.story\\?track=rss",
+     ["la", "fi", "mo", "federal", "reserve", "plosser", "stimulus", "economy"]),
+    ("http://chicagoist.com/2014/03/10/the_miley_cyrus_bangerz_tour_is_bot.php",
+     ["the", "miley", "cyrus", "bangerz", "tour", "is", "bot"]),
+    ("https://timesofindia.indiatimes.com/tech/tech-news/hardware/Apple-releases-iOS-7-1-"
+     "with-CarPlay/articleshow/31804455.cms", ["apple", "releases", "ios", "with", "carplay"]),
+    ("http://www.usatoday.com/videos/money/business/2014/03/10/6252067/", []),  # no slug
+    ("https://example.com/world-news/", []),  # a section, not a summary
+    ("https://example.com/" + "a-" * 5000, []),  # over the length limit
+    ("not a url", []),
+    (None, []),
+])
+def test_slug_words(url: str | None, words: list[str]) -> None:
+    from agents.dedup.terms import slug_words
+
+    assert slug_words(url) == words
+
+
+def test_a_headline_only_article_reads_its_url_slug_but_stays_a_copy_by_its_headline() -> None:
+    from agents.dedup import minhash
+    from agents.dedup.index import prepare
+
+    title = "Fed official says weak data caused by weather"
+    slugged = Article(id="u1", title=title, text="",
+                      url="https://example.com/news/fed-plosser-sees-high-bar-for-taper-change")
+    bare = Article(id="u2", title=title, text="")
+    for batch in ([slugged, bare], [slugged, bare] * 3):  # one by one, and vectorised
+        one, two = prepare(batch)[:2]
+        assert "plosser" in one.vector and "plosser" not in two.vector
+        assert one.title_only and one.body_hash == two.body_hash
+        assert (one.signature == two.signature).all()
+        assert (one.signature == minhash.signature(title.lower().split())).all()
+    index = DedupIndex()
+    assert index.observe(slugged, T0).kind == "unique"
+    assert index.observe(bare, T0).kind == "exact_duplicate"
+
+
 def _reference_vector(title: list[str], body: list[str]) -> dict[str, float]:
     """term_vector without the bigram pruning: every adjacent pair of kept words counted."""
     import itertools
