@@ -41,6 +41,9 @@ TOPICS: dict[str, TopicSpec] = {
     # Internal: a new watch's hits among recent stories, for the alert agent. Same key and
     # partition count as news.stories, so the alert table stays co-partitioned with both.
     "backfill": TopicSpec("news.backfill", 4, {"retention.ms": str(WEEK_MS)}),
+    # Internal: the alerts of watches that have a webhook, for the webhook agent, so that no
+    # consumer reads every alert to find the few to deliver (most desks have no webhook).
+    "deliveries": TopicSpec("news.deliveries", 4, {"retention.ms": str(WEEK_MS)}),
     "watches": TopicSpec("news.watches", 1, {"cleanup.policy": "compact"}),
     "deadletter": TopicSpec("news.deadletter", 1, {"retention.ms": str(4 * WEEK_MS)}),
 }

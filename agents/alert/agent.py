@@ -1,5 +1,8 @@
 """The alert stage's Faust agent: news.stories (keyed by story) -> news.alerts (keyed by watch).
 
+An alert of a watch with a webhook also goes to news.deliveries, which the webhook agent
+reads (``publish``).
+
 Alert state is a table keyed by story id, the key of the input topic, so it is co-partitioned
 with it. Entries older than the alert window are evicted, only ever from the partition of the
 event in hand, so each tombstone lands in the changelog partition that holds the key.
@@ -65,6 +68,14 @@ def _evict(event: EventT, now: float) -> None:
     METRICS.open_alerts.set(len(alert_table))
 
 
+async def publish(watch_id: str, alert: bytes, to_webhook: bool) -> None:
+    """An alert to news.alerts, and to news.deliveries too when its watch has a webhook."""
+    key = watch_id.encode("utf-8")
+    await topics["alerts"].send(key=key, value=alert)
+    if to_webhook:
+        await topics["deliveries"].send(key=key, value=alert)
+
+
 limiter = RateLimiter(window=settings.alert_rate_window_seconds,
                       default_limit=settings.alert_rate_limit)
 
@@ -86,7 +97,8 @@ async def send_summaries() -> None:
                  _sent["updated"])
         _sent["opened"] = _sent["updated"] = 0
     for summary in limiter.due_summaries(time.time()):
-        await topics["alerts"].send(key=summary.watch_id.encode("utf-8"), value=encode(summary))
+        watch = registry.get(summary.watch_id)
+        await publish(summary.watch_id, encode(summary), bool(watch and watch.webhook_url))
         METRICS.alerts.labels("summary").inc()
         log.info("summary of %d held alert(s) for watch %s", summary.held_alerts,
                  summary.watch_id, extra={"alert_id": summary.alert_id,
@@ -122,7 +134,7 @@ async def alert_agent(stream: StreamT) -> None:
                     limiter.hold(alert, now)  # state moves on; the summary reports it
                     _alerts_total["suppressed"].inc()
                     continue
-                await topics["alerts"].send(key=hit.watch_id.encode("utf-8"), value=encode(alert))
+                await publish(hit.watch_id, encode(alert), bool(watch.webhook_url))
                 kind = "opened" if alert.kind == "opened" else "updated"
                 _alerts_total[kind].inc()
                 METRICS.end_to_end_seconds.observe(max(0.0, now - article.received_at))
