@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import functools
-import gc
 import logging
 import time
 from types import TracebackType
@@ -73,18 +72,10 @@ async def dead_letter(stage: str, event: EventT, reason: str, error: str) -> Non
 
 
 @app.task
-async def _settle_after_start() -> None:
+async def _quiet_debug_logs() -> None:
     """Once started, debug() calls must cost nothing below the configured level (see
-    ``drop_startup_spinner``): app tasks start after the worker has set up logging.
-
-    Then the objects built at start-up (gazetteer, keyword and word tables, watches, Faust's
-    own) move to the garbage collector's permanent generation: they live as long as the
-    process, and scanning them again in every full collection made each one a ~0.15 s stop
-    of the event loop, which showed up in the alert latency's p99 (0.06 s frozen, measured
-    with gc.callbacks in the pipeline benchmark's latency run)."""
+    ``drop_startup_spinner``): app tasks start after the worker has set up logging."""
     drop_startup_spinner()
-    gc.collect()
-    gc.freeze()
 
 
 async def send(topic: TopicT, key: str, record: Any) -> None:
