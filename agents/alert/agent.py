@@ -18,6 +18,7 @@ import orjson
 from faust.types import EventT, StreamT
 
 from agents.alert.core import AlertState, decide
+from agents.alert.expiry import OpenAlerts
 from agents.alert.ratelimit import RateLimiter
 from agents.watch_feed import registry, watches_loaded
 from streams.app import app, settings, topics
@@ -33,6 +34,7 @@ EVICT_EVERY_SECONDS = 30.0
 
 alert_table = app.Table("alert-state", default=None, key_type=bytes, value_type=bytes,
                         partitions=TOPICS["stories"].partitions)
+open_alerts = OpenAlerts()  # what eviction needs of the table, without decoding it
 _last_evict: dict[int, float] = {}
 
 
@@ -54,18 +56,26 @@ def _evict(event: EventT, now: float) -> None:
     if now - _last_evict.get(partition, 0.0) < EVICT_EVERY_SECONDS:
         return
     _last_evict[partition] = now
+    if open_alerts.stale or len(open_alerts) != len(alert_table):
+        open_alerts.rebuild(_entries())
     horizon = now - settings.alert_window_hours * 3600
-    mine = []
+    overflow = max(0, len(alert_table) - settings.alert_max_open)
+    for key in open_alerts.due(partition, horizon, overflow):
+        del alert_table[key]
+    METRICS.open_alerts.set(len(alert_table))
+
+
+@app.on_rebalance_complete.connect
+async def _table_restored(sender: Any, **kwargs: Any) -> None:
+    open_alerts.stale = True
+
+
+def _entries() -> list[tuple[bytes, int, float]]:
+    entries = []
     for key, raw in alert_table.items():
         meta = orjson.loads(raw)
-        if meta["p"] == partition:
-            mine.append((meta["t"], key))
-    mine.sort()
-    overflow = max(0, len(alert_table) - settings.alert_max_open)
-    for i, (updated, key) in enumerate(mine):
-        if updated < horizon or i < overflow:
-            del alert_table[key]
-    METRICS.open_alerts.set(len(alert_table))
+        entries.append((key, meta["p"], meta["t"]))
+    return entries
 
 
 async def publish(watch_id: str, alert: bytes, to_webhook: bool) -> None:
@@ -146,6 +156,7 @@ async def alert_agent(stream: StreamT) -> None:
                                                  watch_id=hit.watch_id, story_id=alert.story_id))
             if emitted:
                 alert_table[key] = _dump(states, event.message.partition, now)
+                open_alerts.touch(key, event.message.partition, now)
                 METRICS.open_alerts.set(len(alert_table))
             outcome("alert", "emitted" if emitted else "dropped").inc()
             _evict(event, now)

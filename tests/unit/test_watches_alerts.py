@@ -35,3 +35,39 @@ def test_alert_lists_are_capped() -> None:
     assert state is not None
     assert len(state.article_ids) == MAX_TRACKED_ARTICLES
     assert state.revision == MAX_TRACKED_ARTICLES + 50
+
+
+def _evict_by_full_scan(table: dict[bytes, tuple[int, float]], partition: int, horizon: float,
+                        max_open: int) -> list[bytes]:
+    """The rule as the alert agent applied it before OpenAlerts: decode everything, sort."""
+    mine = sorted((t, key) for key, (p, t) in table.items() if p == partition)
+    overflow = max(0, len(table) - max_open)
+    return [key for i, (t, key) in enumerate(mine) if t < horizon or i < overflow]
+
+
+def test_open_alerts_evict_what_a_full_scan_would() -> None:
+    import random
+
+    from agents.alert.expiry import OpenAlerts
+
+    rng = random.Random(5)
+    table: dict[bytes, tuple[int, float]] = {}
+    index = OpenAlerts()
+    index.rebuild([])
+    for step in range(20_000):
+        key = f"story-{rng.randrange(3_000)}".encode()
+        partition = int(key[6:]) % 4  # a key always lives in one partition
+        table[key] = (partition, float(step))
+        index.touch(key, partition, float(step))
+        if step % 997 == 0:
+            partition, horizon = rng.randrange(4), step - rng.choice([500.0, 5_000.0])
+            expected = _evict_by_full_scan(table, partition, horizon, max_open=1_500)
+            overflow = max(0, len(table) - 1_500)
+            assert index.due(partition, horizon, overflow) == expected
+            for key in expected:
+                del table[key]
+            assert len(index) == len(table)
+    restored = OpenAlerts()
+    restored.rebuild((key, p, t) for key, (p, t) in table.items())
+    assert not restored.stale and restored.updated == index.updated
+    assert restored.due(2, 19_000.0, 0) == index.due(2, 19_000.0, 0)
