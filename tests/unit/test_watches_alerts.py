@@ -70,4 +70,5 @@ def test_open_alerts_evict_what_a_full_scan_would() -> None:
     restored = OpenAlerts()
     restored.rebuild((key, p, t) for key, (p, t) in table.items())
     assert not restored.stale and restored.updated == index.updated
+    assert restored.updated == {key: t for key, (_, t) in table.items()}
     assert restored.due(2, 19_000.0, 0) == index.due(2, 19_000.0, 0)
