@@ -66,7 +66,7 @@ def _evict(event: EventT, now: float) -> None:
 
 
 @app.on_rebalance_complete.connect
-async def _table_restored(sender: Any, **kwargs: Any) -> None:
+async def _table_restored(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
     open_alerts.stale = True
 
 

@@ -15,9 +15,9 @@ from operator import attrgetter
 from agents.tag.categories import Categorizer
 from agents.tag.entities import EntityTagger
 from agents.tag.keywords import keywords_of
+from streams.records import Article
 from streams.text import tokens
 from streams.words import warm
-from streams.records import Article
 
 __all__ = ["Tagger"]
 

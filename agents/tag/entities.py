@@ -28,8 +28,8 @@ from functools import lru_cache
 from typing import Any
 
 from agents.tag.gazetteer import Gazetteer, load_gazetteer
-from streams.words import warm, zipf
 from streams.records import Entity
+from streams.words import warm, zipf
 
 __all__ = ["Mention", "EntityTagger"]
 

@@ -3,13 +3,15 @@
 The alert agent copies to news.deliveries the alerts of watches that have a webhook, so this
 agent reads only what it must deliver (reading every alert cost the worker ~2 consumed
 messages per article for nothing when no watch has a webhook, the usual case). A separate
-consumer, so a slow or failing receiver delays deliveries, never alerting itself. An alert that cannot be delivered after every retry, or whose target
-is refused by the guard, goes to the dead-letter topic (stage "webhook").
+consumer, so a slow or failing receiver delays deliveries, never alerting itself. An alert
+that cannot be delivered after every retry, or whose target is refused by the guard, goes to
+the dead-letter topic (stage "webhook").
 """
 
 from __future__ import annotations
 
 import logging
+
 import aiohttp
 from faust.types import StreamT
 
