@@ -76,10 +76,10 @@ class WatchesView(web.View):
                 raise WatchError('"query" must be a string')
             watch = make_watch(data["name"], query)
             watch = _with_options(watch, data)
-            refused = watch.webhook_url and await refusal_reason(watch.webhook_url,
-                                                                 settings.webhook_allow)
-            if refused:
-                raise WatchError(f"webhook refused: {refused}")
+            reason = watch.webhook_url and await refusal_reason(watch.webhook_url,
+                                                                settings.webhook_allow)
+            if reason:
+                raise WatchError(f"webhook refused: {reason}")
         except (orjson.JSONDecodeError, WatchError) as exc:
             return self.json({"error": str(exc)}, status=400)
         await topics["watches"].send(key=watch.id.encode(), value=encode(watch))
