@@ -82,9 +82,9 @@ many watches could match, not how many exist.
 
 Watches with the same query share one parsed query (compiled once, cached by query text) and
 one evaluation per article; a query that is a term or an OR of terms whose keys prove them is
-a hit as soon as a key occurs. Evidence (offsets, snippets) is made only for queries that
-match, once per term and place, and shared by every hit that shows it; each hit gets its own
-lists.
+a hit as soon as a key occurs. A hit carries the terms that matched; where they matched
+(offsets, snippets) is made by ``WatchMatcher.evidence`` only when asked (the alert stage, for
+the alerts it sends), once per term and place, and shared by every watch that shows it.
 
 Building a matcher for 100,000 compiled watches takes well under a second (compiling them
 from scratch, as at a worker's start, a few seconds more: ``stage`` compiles each watch as it
@@ -117,8 +117,9 @@ from streams.records import Article, Match, Watch, WatchHit, stable_id
 from streams.text import normalize, token_spans, tokens
 
 __all__ = ["parse_terms", "parse_query", "make_watch", "load_watch_file", "singular",
-           "CompiledWatch", "compile_watch", "WatchMatcher", "WatchRegistry", "MAX_QUERY_CHARS", "MAX_TERMS",
-           "MAX_DEPTH", "MAX_PHRASE_TOKENS", "MAX_NEAR", "MAX_MATCHES_PER_WATCH"]
+           "CompiledWatch", "compile_watch", "WatchMatcher", "Evidence", "WatchRegistry",
+           "MAX_QUERY_CHARS", "MAX_TERMS", "MAX_DEPTH", "MAX_PHRASE_TOKENS", "MAX_NEAR",
+           "MAX_MATCHES_PER_WATCH"]
 
 MAX_QUERY_CHARS = 1000
 MAX_TERMS = 50
@@ -960,11 +961,16 @@ class _Field:
         self.joined = " " + " ".join(self.toks) + " " if self.toks else " "
 
 
+def _fixed_terms(term: Term) -> list[str]:
+    """The matched terms of a query that is one term, whenever it matches."""
+    return [f"{term.field}:{term.text}"] if term.field in META_FIELDS else [term.text]
+
+
 class _Ctx:
     """One article, with its folded fields and caches shared by every watch."""
 
-    __slots__ = ("_cache", "_combined", "_meta", "_places", "_records", "_snippets", "_spans",
-                 "_terms", "article", "fields", "keys")
+    __slots__ = ("_cache", "_combined", "_hit_terms", "_meta", "_places", "_records", "_snippets",
+                 "_spans", "_terms", "article", "fields", "keys")
 
     def __init__(self, article: Article, fields: tuple[_Field, _Field]) -> None:
         self.article = article
@@ -979,6 +985,33 @@ class _Ctx:
         self._places: dict[tuple[str, str], list[_Place]] = {}
         self._terms: dict[tuple[str, str], tuple[list[str], list[Match]]] = {}
         self._combined: dict[tuple[object, ...], tuple[list[str], list[Match]]] = {}
+        self._hit_terms: dict[tuple[object, ...], list[str]] = {}
+
+    def terms(self, query: _Query) -> list[str]:
+        """The matched terms of a query that matched, as ``evidence`` lists them, without
+        making its offsets and snippets (the alert stage makes those for the alerts it sends)."""
+        root = query.root
+        if isinstance(root, Term):
+            return _fixed_terms(root)
+        if not query.simple:
+            ordered, meta = _collected(self, root)
+            return list(dict.fromkeys([o[0] for o in ordered] + meta))
+        terms: list[Term] = []
+        meta: list[str] = []
+        root.gather(self, terms, meta)
+        if len(terms) == 1 and not meta:
+            return [terms[0].text]
+        key: tuple[object, ...] = (*[(t.text, t.sig) for t in terms], *meta)
+        found = self._hit_terms.get(key)
+        if found is None:
+            firsts = []
+            for term in terms:
+                places = self.places(term)
+                if places:
+                    firsts.append(places[0])
+            firsts.sort()
+            found = self._hit_terms[key] = list(dict.fromkeys([p[3] for p in firsts] + meta))
+        return found
 
     def evidence(self, query: _Query) -> tuple[list[str], list[Match]]:
         """What ``_evidence`` gives for a query that matched, from work shared across the
@@ -1113,13 +1146,19 @@ class _Ctx:
         return Match(term=term, field=TEXT_FIELDS[f], start=start, end=end, snippet=snippet)
 
 
-def _evidence(ctx: _Ctx, root: _Node) -> tuple[list[str], list[Match]]:
-    """The terms that matched, as written, and the first ``MAX_MATCHES_PER_WATCH`` places
-    they matched, in article order (for a query that matched)."""
+def _collected(ctx: _Ctx, root: _Node) -> tuple[list[tuple[str, int, int, int]], list[str]]:
+    """Every (term, field, first token, last token) that is evidence, in article order, and
+    the meta terms that hold (for a query that matched)."""
     found: set[tuple[str, int, int, int]] = set()
     meta: list[str] = []
     root.collect(ctx, found, meta)
-    ordered = sorted(found, key=lambda o: (o[1], o[2], o[3], o[0]))
+    return sorted(found, key=lambda o: (o[1], o[2], o[3], o[0])), meta
+
+
+def _evidence(ctx: _Ctx, root: _Node) -> tuple[list[str], list[Match]]:
+    """The terms that matched, as written, and the first ``MAX_MATCHES_PER_WATCH`` places
+    they matched, in article order (for a query that matched)."""
+    ordered, meta = _collected(ctx, root)
     matches = [ctx.record((f, i, j, term)) for term, f, i, j in ordered[:MAX_MATCHES_PER_WATCH]]
     return list(dict.fromkeys([o[0] for o in ordered] + meta)), matches
 
@@ -1206,6 +1245,13 @@ class WatchMatcher:
                 self._indexes.append([])
             self._members[q].append((self._rank[n], c.watch.id, c.watch.name))
             self._indexes[q].append(n)
+        # The hits of a query whose matched terms never vary (a single term), made once and
+        # handed to every article it matches: most hits at scale are of such queries.
+        self._fixed: list[list[tuple[int, WatchHit]] | None] = [
+            [(rank, WatchHit(watch_id, name, _fixed_terms(query.root)))
+             for rank, watch_id, name in self._members[q]]
+            if isinstance(query.root, Term) else None
+            for q, query in enumerate(self._queries)]
         self._wake: dict[str, list[int]] = {}  # prefilter key -> the queries it wakes up
         for q, query in enumerate(self._queries):
             for key in query.keys:
@@ -1243,29 +1289,44 @@ class WatchMatcher:
         return ctx, {n for q in queries for n in self._indexes[q]}
 
     def match(self, article: Article | str, text: str | None = None) -> list[WatchHit]:
-        """Every watch ``article`` hits, by watch name. ``match(title, text)`` still works
-        (without entities, source or language)."""
+        """Every watch ``article`` hits, by watch name, with the terms that matched; where they
+        matched (offsets, snippets) is ``evidence``'s, made only when asked. ``match(title,
+        text)`` still works (without entities, source or language). Hits are read-only: the
+        hit of a single-term watch is one object for every article, and the hits of watches
+        sharing a query share its terms list."""
         if isinstance(article, str):
             article = Article(id="", title=article, text=text or "")
         if not self._wake:
             return []
         ctx, found = self._candidate_queries(article)
         ranked: list[tuple[int, WatchHit]] = []
-        queries, members = self._queries, self._members
+        queries, members, fixed = self._queries, self._members, self._fixed
         for q in found:
             query = queries[q]
             if not query.proven and not query.root.ev(ctx):
                 continue
-            terms, matches = ctx.evidence(query)
-            # Each hit gets its own lists: a consumer may change one hit's without the others'.
-            ranked += [(rank, WatchHit(watch_id, name, terms[:], matches[:]))
-                       for rank, watch_id, name in members[q]]
+            made = fixed[q]
+            if made is not None:
+                ranked += made
+                continue
+            terms = ctx.terms(query)
+            ranked += [(rank, WatchHit(watch_id, name, terms)) for rank, watch_id, name in members[q]]
         ranked.sort(key=itemgetter(0))
         return [hit for _, hit in ranked]
 
-    def match_exhaustive(self, article: Article | str, text: str | None = None) -> list[WatchHit]:
-        """``match`` without the prefilter, the keys' shortcuts or shared evaluation: every watch
-        evaluated in full, one by one, its evidence collected the plain way (for tests)."""
+    def evidence(self, article: Article) -> Evidence:
+        """Where ``article`` matched, per watch, on demand (see ``Evidence``)."""
+        return Evidence(self, article)
+
+    def query_of(self, watch_id: str) -> _Query | None:
+        compiled = self._compiled.get(watch_id)
+        return None if compiled is None else compiled.query
+
+    def match_exhaustive(self, article: Article | str, text: str | None = None
+                         ) -> list[tuple[WatchHit, list[Match]]]:
+        """``match`` and ``evidence`` without the prefilter, the keys' shortcuts or shared
+        evaluation: every watch evaluated in full, one by one, its evidence collected the
+        plain way (for tests)."""
         if isinstance(article, str):
             article = Article(id="", title=article, text=text or "")
         ctx = _Ctx(article, (_Field(article.title), _Field(article.text)))
@@ -1274,9 +1335,33 @@ class WatchMatcher:
             if compiled.root.ev(ctx):
                 terms, matches = _evidence(ctx, compiled.root)
                 watch = compiled.watch
-                hits.append(WatchHit(watch.id, watch.name, terms, matches))
-        hits.sort(key=lambda h: h.watch_name)
+                hits.append((WatchHit(watch.id, watch.name, terms), matches))
+        hits.sort(key=lambda h: h[0].watch_name)
         return hits
+
+
+class Evidence:
+    """Where one article matched its watches: the first ``MAX_MATCHES_PER_WATCH`` places of the
+    matched terms, each with character offsets and a snippet, for one watch at a time.
+
+    The tag stage puts only the matched terms on ``news.tagged``; the alert stage asks this for
+    the alerts it sends. At 100,000 watches an article hits hundreds, and carrying every hit's
+    snippets through every later topic made records ~30 times the article's size. Places and
+    snippets are made once per term and place and shared by every watch that shows them."""
+
+    __slots__ = ("_ctx", "_matcher")
+
+    def __init__(self, matcher: WatchMatcher, article: Article) -> None:
+        self._matcher = matcher
+        self._ctx = _Ctx(article, (_Field(article.title), _Field(article.text)))
+
+    def matches(self, watch_id: str) -> list[Match]:
+        """The watch's matches in this article, in article order; empty when the watch is gone
+        or (its query changed since tagging) no longer matches. A new list each call."""
+        query = self._matcher.query_of(watch_id)
+        if query is None or not query.root.ev(self._ctx):
+            return []
+        return list(self._ctx.evidence(query)[1])
 
 
 class WatchRegistry:

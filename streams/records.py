@@ -43,7 +43,9 @@ __all__ = [
     "stable_id",
 ]
 
-SCHEMA_VERSION = 1
+# 2: WatchHit lost ``matches`` (news.tagged and news.stories records were ~30x the article at
+# 100,000 watches); the alert still carries them. Records of schema 1 still decode.
+SCHEMA_VERSION = 2
 
 
 @dataclass(slots=True)
@@ -68,12 +70,12 @@ class Match:
 
 @dataclass(slots=True)
 class WatchHit:
-    """A watch that the article hits, with the evidence."""
+    """A watch that the article hits, and the query's terms that matched (as written). Where
+    they matched (offsets, snippets) is on the ``Alert``: schema 1 carried it here too."""
 
     watch_id: str
     watch_name: str
     terms: list[str]
-    matches: list[Match]
 
 
 @dataclass(slots=True)
@@ -187,7 +189,6 @@ R = TypeVar("R")
 # Nested record types per field, so decode() can rebuild dataclasses from dicts.
 _NESTED: dict[type, dict[str, type]] = {
     Article: {"entities": Entity, "watch_hits": WatchHit, "story": StorySummary},
-    WatchHit: {"matches": Match},
     Alert: {"matches": Match},
 }
 

@@ -21,6 +21,7 @@ from agents.alert.core import AlertState, decide
 from agents.alert.expiry import OpenAlerts
 from agents.alert.ratelimit import RateLimiter
 from agents.watch_feed import registry, watches_loaded
+from agents.watches import Evidence
 from streams.app import app, settings, topics
 from streams.metrics import METRICS
 from streams.records import Article, decode, encode
@@ -131,6 +132,7 @@ async def alert_agent(stream: StreamT) -> None:
             now = time.time()
             states = _load(alert_table.get(key))
             emitted = 0
+            evidence: Evidence | None = None  # where the article matched, made on first need
             for hit in article.watch_hits:
                 watch = registry.get(hit.watch_id)
                 if watch is None:
@@ -144,6 +146,9 @@ async def alert_agent(stream: StreamT) -> None:
                     limiter.hold(alert, now)  # state moves on; the summary reports it
                     _alerts_total["suppressed"].inc()
                     continue
+                if evidence is None:
+                    evidence = registry.matcher.evidence(article)
+                alert.matches = evidence.matches(hit.watch_id)
                 await publish(hit.watch_id, encode(alert), bool(watch.webhook_url))
                 kind = "opened" if alert.kind == "opened" else "updated"
                 _alerts_total[kind].inc()

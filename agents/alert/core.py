@@ -48,7 +48,9 @@ def _add(items: list[str], new: list[str], cap: int) -> list[str]:
 
 def decide(state: AlertState | None, article: Article, hit: WatchHit,
            now: float) -> tuple[AlertState, Alert] | None:
-    """The new state and the alert to emit, or ``None`` when nothing changes."""
+    """The new state and the alert to emit, or ``None`` when nothing changes. The alert's
+    ``matches`` are left empty: the agent fills them (``WatchMatcher.evidence``) only for the
+    alerts it sends, not for those a rate limit holds back."""
     story_id = article.story_id or article.id
     if state is not None and article.id in state.article_ids:
         return None  # seen: a redelivery, or an update already emitted
@@ -72,6 +74,6 @@ def decide(state: AlertState | None, article: Article, hit: WatchHit,
                   article_id=article.id, title=article.title, url=article.url,
                   source=article.source, published_at=article.published_at,
                   sources=list(state.sources), article_ids=list(state.article_ids),
-                  terms=list(hit.terms), matches=list(hit.matches), opened_at=state.opened_at,
+                  terms=list(hit.terms), matches=[], opened_at=state.opened_at,
                   updated_at=now, received_at=article.received_at)
     return state, alert

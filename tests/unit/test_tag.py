@@ -145,7 +145,7 @@ def test_empty_article(tagger: Tagger) -> None:
 
 
 def test_tag_keeps_other_fields(tagger: Tagger) -> None:
-    hit = WatchHit(watch_id="w", watch_name="n", terms=["t"], matches=[])
+    hit = WatchHit(watch_id="w", watch_name="n", terms=["t"])
     article = Article(
         id="a",
         title="Taiwan talks",

@@ -29,9 +29,22 @@ def test_token_spans_point_into_the_original_text() -> None:
 
 def test_article_round_trips_with_nested_records() -> None:
     article = Article(id="a1", title="T", text="B", entities=[Entity("Dong Jun", "person", 2)],
-                      watch_hits=[WatchHit("w", "W", ["x"], [Match("x", "text", 0, 1, "x")])],
+                      watch_hits=[WatchHit("w", "W", ["x"])],
                       story=StorySummary(1.0, 2.0, 3, ["S"]))
     assert decode(Article, encode(article)) == article
+    alert = Alert(alert_id="al", kind="opened", revision=1, watch_id="w", watch_name="W",
+                  story_id="s", article_id="a1", title="T", url=None, source=None,
+                  published_at=None, sources=[], article_ids=["a1"], terms=["x"],
+                  matches=[Match("x", "text", 0, 1, "x")], opened_at=1.0, updated_at=1.0,
+                  received_at=1.0)
+    assert decode(Alert, encode(alert)) == alert
+
+
+def test_schema_1_articles_with_evidence_on_their_hits_still_decode() -> None:
+    old = (b'{"id": "a", "title": "t", "text": "b", "schema_version": 1, "watch_hits": [{"watch_id":'
+           b' "w", "watch_name": "W", "terms": ["x"], "matches": [{"term": "x", "field": "text",'
+           b' "start": 0, "end": 1, "snippet": "x"}]}]}')
+    assert decode(Article, old).watch_hits == [WatchHit("w", "W", ["x"])]
 
 
 def test_decode_ignores_unknown_fields_and_rejects_bad_records() -> None:

@@ -119,7 +119,9 @@ def test_match_equals_exhaustive_on_bbc_articles(plurals: bool) -> None:
     total = matched_watches = 0
     for article in articles:
         fast = matcher.match(article)
-        assert fast == matcher.match_exhaustive(article), article.id
+        evidence = matcher.evidence(article)
+        assert [(h, evidence.matches(h.watch_id)) for h in fast] == \
+            matcher.match_exhaustive(article), article.id
         _, candidates = matcher.candidates(article)
         ids = [w.id for w in watches]
         assert {h.watch_id for h in fast} <= {ids[n] for n in candidates}
@@ -128,12 +130,24 @@ def test_match_equals_exhaustive_on_bbc_articles(plurals: bool) -> None:
     assert total > 5000 and matched_watches > 500  # real matches, not only misses
 
 
-def test_watches_sharing_a_query_get_their_own_hits() -> None:
+def test_watches_sharing_a_query_get_their_own_hits_and_evidence() -> None:
     a, b = make_watch("a", '"Taiwan Strait" OR drills'), make_watch("b", '"Taiwan Strait" OR drills')
-    hits = WatchMatcher([b, a]).match(Article(id="x", title="", text="Drills in the Taiwan Strait"))
+    matcher = WatchMatcher([b, a])
+    article = Article(id="x", title="", text="Drills in the Taiwan Strait")
+    hits = matcher.match(article)
     assert [h.watch_name for h in hits] == ["a", "b"]
-    assert hits[0].terms == hits[1].terms and hits[0].terms is not hits[1].terms
-    assert hits[0].matches == hits[1].matches and hits[0].matches is not hits[1].matches
+    assert hits[0].terms == hits[1].terms == ["drills", "Taiwan Strait"]  # the query's words
+    evidence = matcher.evidence(article)
+    first, second = evidence.matches(a.id), evidence.matches(b.id)
+    assert first == second and first is not second and len(first) == 2  # each alert its own list
+
+
+def test_evidence_of_a_removed_or_changed_watch_is_empty() -> None:
+    watch = make_watch("a", "drills")
+    article = Article(id="x", title="", text="Drills in the Taiwan Strait")
+    assert WatchMatcher([]).evidence(article).matches(watch.id) == []
+    changed = make_watch("a", "exercises")  # same name, so the same id
+    assert WatchMatcher([changed]).evidence(article).matches(watch.id) == []
 
 
 def test_registry_shares_compiled_queries() -> None:

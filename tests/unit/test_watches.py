@@ -23,7 +23,7 @@ from agents.watches import (
     singular,
 )
 from streams.errors import WatchError
-from streams.records import Article, Entity, Watch
+from streams.records import Article, Entity, Match, Watch, WatchHit
 
 SEEDS = Path(__file__).resolve().parents[3] / "shared" / "seeds"
 
@@ -32,6 +32,15 @@ def art(text: str = "", title: str = "", *, source: str | None = None, lang: str
         entities: tuple[str, ...] = ()) -> Article:
     return Article(id="a", title=title, text=text, source=source, language=lang,
                    entities=[Entity(name, "person") for name in entities])
+
+
+def explained(matcher: WatchMatcher, article: Article | str, text: str = ""
+              ) -> list[tuple[WatchHit, list[Match]]]:
+    """Each hit with its evidence, as the tag stage and then the alert stage make them."""
+    if isinstance(article, str):
+        article = Article(id="", title=article, text=text)
+    evidence = matcher.evidence(article)
+    return [(hit, evidence.matches(hit.watch_id)) for hit in matcher.match(article)]
 
 
 def hits(query: str, article: Article, *, plurals: bool = False) -> bool:
@@ -63,11 +72,11 @@ def test_matching_folds_hyphens_possessives_and_case() -> None:
     matcher = WatchMatcher([make_watch("crisis communications"), make_watch("Taiwan Strait")])
     text = ("He welcomed a crisis-communications group. Drills in the Taiwan Strait's waters "
             "and the TAIWAN STRAIT.")
-    found = {h.watch_name: h for h in matcher.match("A headline", text)}
+    found = {h.watch_name: m for h, m in explained(matcher, "A headline", text)}
     assert set(found) == {"crisis communications", "Taiwan Strait"}
     strait = found["Taiwan Strait"]
-    assert len(strait.matches) == 2
-    for match in strait.matches:
+    assert len(strait) == 2
+    for match in strait:
         assert text[match.start:match.end].lower() == "taiwan strait"
         assert text[match.start:match.end] in match.snippet
 
@@ -79,8 +88,8 @@ def test_a_phrase_must_match_whole_tokens_in_order() -> None:
 
 def test_title_matches_report_the_title_field() -> None:
     matcher = WatchMatcher([make_watch("Taiwan Strait")])
-    (hit,) = matcher.match("Tension in the Taiwan Strait", "Nothing here.")
-    assert [m.field for m in hit.matches] == ["title"]
+    ((_, matches),) = explained(matcher, "Tension in the Taiwan Strait", "Nothing here.")
+    assert [m.field for m in matches] == ["title"]
 
 
 def test_watch_file_lines(tmp_path: Path) -> None:
@@ -176,8 +185,9 @@ def test_near_with_groups_and_chains() -> None:
 def test_near_evidence_lists_both_terms() -> None:
     matcher = WatchMatcher([make_watch("w", '"Taiwan Strait" NEAR/5 drills')])
     text = "Drills. Much later, unrelated. China held drills in the Taiwan Strait."
-    (hit,) = matcher.match(art(text))
-    assert sorted(text[m.start:m.end] for m in hit.matches) == ["Taiwan Strait", "drills"]
+    ((hit, matches),) = explained(matcher, art(text))
+    assert hit.terms == ["drills", "Taiwan Strait"]
+    assert sorted(text[m.start:m.end] for m in matches) == ["Taiwan Strait", "drills"]
 
 
 # --- wildcards, plurals, folding --------------------------------------------------------------
@@ -189,8 +199,9 @@ def test_wildcard_is_a_token_prefix() -> None:
     assert not hits("commun*", art("excommunicated"))
     assert hits('"crisis commun*"', art("a crisis-communication plan"))
     assert not hits('"crisis commun*"', art("a communication crisis"))
-    (hit,) = WatchMatcher([make_watch("w", "commun*")]).match(art("Good communications."))
-    assert hit.terms == ["commun*"] and hit.matches[0].start == 5 and hit.matches[0].end == 19
+    ((hit, matches),) = explained(WatchMatcher([make_watch("w", "commun*")]),
+                                  art("Good communications."))
+    assert hit.terms == ["commun*"] and matches[0].start == 5 and matches[0].end == 19
 
 
 @pytest.mark.parametrize(("query", "position", "reason"), [
@@ -254,8 +265,9 @@ def test_title_and_text_scopes() -> None:
     assert hits("title:Taiwan Strait", art("a strait", title="Taiwan"))
     assert hits("title:(merger OR takeover)", art("", title="Takeover bid"))
     assert not hits("title:(merger OR takeover)", art("takeover", title="Bid"))
-    (hit,) = WatchMatcher([make_watch("w", "title:china")]).match(art("China", title="China"))
-    assert [m.field for m in hit.matches] == ["title"]
+    ((_, matches),) = explained(WatchMatcher([make_watch("w", "title:china")]),
+                                art("China", title="China"))
+    assert [m.field for m in matches] == ["title"]
 
 
 def test_entity_scope_is_the_folded_name() -> None:
@@ -265,8 +277,8 @@ def test_entity_scope_is_the_folded_name() -> None:
     assert not hits("entity:austin", a)  # the whole name, not a word of it
     assert hits('entity:"Lloyd Aus*"', a)
     assert not hits('entity:"Lloyd Austin"', art("Lloyd Austin spoke"))
-    (hit,) = WatchMatcher([make_watch("w", 'entity:"Dong Jun" talks')]).match(a)
-    assert hit.terms == ["talks", "entity:Dong Jun"] and len(hit.matches) == 1
+    ((hit, matches),) = explained(WatchMatcher([make_watch("w", 'entity:"Dong Jun" talks')]), a)
+    assert hit.terms == ["talks", "entity:Dong Jun"] and len(matches) == 1
 
 
 def test_source_and_lang_scopes() -> None:
@@ -428,7 +440,7 @@ def test_prefilter_never_drops_a_true_match() -> None:
         matcher = WatchMatcher(watches, plurals=plurals)
         total = 0
         for a in articles:
-            fast, slow = matcher.match(a), matcher.match_exhaustive(a)
+            fast, slow = explained(matcher, a), matcher.match_exhaustive(a)
             assert fast == slow
             total += len(slow)
         assert total > 50  # the test exercises real matches, not only misses
@@ -440,20 +452,20 @@ def test_prefilter_never_drops_a_true_match() -> None:
 
 def test_evidence_is_capped_and_ordered() -> None:
     text = " ".join(["China"] * 30)
-    (hit,) = WatchMatcher([make_watch("w", "china")]).match(art(text, title="China"))
-    assert len(hit.matches) == 10
-    assert hit.matches[0].field == "title"
-    assert [m.start for m in hit.matches[1:]] == sorted(m.start for m in hit.matches[1:])
+    ((_, matches),) = explained(WatchMatcher([make_watch("w", "china")]), art(text, title="China"))
+    assert len(matches) == 10
+    assert matches[0].field == "title"
+    assert [m.start for m in matches[1:]] == sorted(m.start for m in matches[1:])
 
 
 def test_evidence_offsets_with_non_ascii_text() -> None:
     text = "Der Zürcher Flughafen: £5m für Zürich Airport – “crisis” talks."
     matcher = WatchMatcher([make_watch("w", '"Zurich Airport" OR crisis')])
-    (hit,) = matcher.match(art(text))
-    assert sorted(text[m.start:m.end] for m in hit.matches) == ["Zürich Airport", "crisis"]
+    ((_, matches),) = explained(matcher, art(text))
+    assert sorted(text[m.start:m.end] for m in matches) == ["Zürich Airport", "crisis"]
     ascii_text = "A £5m “crisis” deal — crisis-communications"
-    (hit,) = WatchMatcher([make_watch("w", "crisis")]).match(art(ascii_text))
-    assert [ascii_text[m.start:m.end] for m in hit.matches] == ["crisis", "crisis"]
+    ((_, matches),) = explained(WatchMatcher([make_watch("w", "crisis")]), art(ascii_text))
+    assert [ascii_text[m.start:m.end] for m in matches] == ["crisis", "crisis"]
 
 
 # --- registry -------------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ def _article(article_id: str, source: str | None = "Wire") -> Article:
                    received_at=100.0)
 
 
-HIT = WatchHit(watch_id="w1", watch_name="Taiwan Strait", terms=["Taiwan Strait"], matches=[])
+HIT = WatchHit(watch_id="w1", watch_name="Taiwan Strait", terms=["Taiwan Strait"])
 
 
 def test_first_article_opens_later_articles_update_redelivery_is_silent() -> None:
