@@ -209,8 +209,6 @@ class Term(_Node):
     proven: bool = False  # one of ``keys`` occurring in the stream proves the term matches
 
     def ev(self, ctx: _Ctx) -> bool:
-        if self.field in META_FIELDS:
-            return ctx.meta_match(self)
         found = ctx.keys
         if found is not None:  # the automaton looked for every key of this term
             for key in self.keys:
@@ -219,7 +217,9 @@ class Term(_Node):
             else:
                 return False  # wherever the term occurs one of its keys does
             if self.proven:
-                return True
+                return True  # a meta term always is: its key is its whole marked value
+        if self.field in META_FIELDS:
+            return ctx.meta_match(self)
         return bool(ctx.occurrences(self))
 
     def collect(self, ctx: _Ctx, out: set[tuple[str, int, int, int]], meta: list[str]) -> None:
@@ -326,7 +326,9 @@ class Near(_Node):
         return result
 
     def ev(self, ctx: _Ctx) -> bool:
-        return bool(self.spans(ctx))
+        # Both sides first (from the keys found, usually): the prefilter woke the query for
+        # one side only, and spans search the text.
+        return self.left.ev(ctx) and self.right.ev(ctx) and bool(self.spans(ctx))
 
     def collect(self, ctx: _Ctx, out: set[tuple[str, int, int, int]], meta: list[str]) -> None:
         for _, _, _, leaves in self.spans(ctx):
@@ -961,16 +963,11 @@ class _Field:
         self.joined = " " + " ".join(self.toks) + " " if self.toks else " "
 
 
-def _fixed_terms(term: Term) -> list[str]:
-    """The matched terms of a query that is one term, whenever it matches."""
-    return [f"{term.field}:{term.text}"] if term.field in META_FIELDS else [term.text]
-
-
 class _Ctx:
     """One article, with its folded fields and caches shared by every watch."""
 
-    __slots__ = ("_cache", "_combined", "_hit_terms", "_meta", "_places", "_records", "_snippets",
-                 "_spans", "_terms", "article", "fields", "keys")
+    __slots__ = ("_cache", "_combined", "_meta", "_places", "_records", "_snippets", "_spans",
+                 "_terms", "article", "fields", "keys")
 
     def __init__(self, article: Article, fields: tuple[_Field, _Field]) -> None:
         self.article = article
@@ -985,33 +982,16 @@ class _Ctx:
         self._places: dict[tuple[str, str], list[_Place]] = {}
         self._terms: dict[tuple[str, str], tuple[list[str], list[Match]]] = {}
         self._combined: dict[tuple[object, ...], tuple[list[str], list[Match]]] = {}
-        self._hit_terms: dict[tuple[object, ...], list[str]] = {}
 
     def terms(self, query: _Query) -> list[str]:
-        """The matched terms of a query that matched, as ``evidence`` lists them, without
-        making its offsets and snippets (the alert stage makes those for the alerts it sends)."""
-        root = query.root
-        if isinstance(root, Term):
-            return _fixed_terms(root)
+        """The matched terms of a query that matched, in the query's order, without making
+        its offsets and snippets (the alert stage makes those for the alerts it sends)."""
         if not query.simple:
-            ordered, meta = _collected(self, root)
-            return list(dict.fromkeys([o[0] for o in ordered] + meta))
+            return _terms_in_evidence(self, query.root, query.terms)
         terms: list[Term] = []
         meta: list[str] = []
-        root.gather(self, terms, meta)
-        if len(terms) == 1 and not meta:
-            return [terms[0].text]
-        key: tuple[object, ...] = (*[(t.text, t.sig) for t in terms], *meta)
-        found = self._hit_terms.get(key)
-        if found is None:
-            firsts = []
-            for term in terms:
-                places = self.places(term)
-                if places:
-                    firsts.append(places[0])
-            firsts.sort()
-            found = self._hit_terms[key] = list(dict.fromkeys([p[3] for p in firsts] + meta))
-        return found
+        query.root.gather(self, terms, meta)
+        return list(dict.fromkeys([t.text for t in terms] + meta))
 
     def evidence(self, query: _Query) -> tuple[list[str], list[Match]]:
         """What ``_evidence`` gives for a query that matched, from work shared across the
@@ -1155,6 +1135,37 @@ def _collected(ctx: _Ctx, root: _Node) -> tuple[list[tuple[str, int, int, int]],
     return sorted(found, key=lambda o: (o[1], o[2], o[3], o[0])), meta
 
 
+def _terms_in_evidence(ctx: _Ctx, root: _Node, terms: list[Term]) -> list[str]:
+    """The terms (``terms``: the query's, in its order) that are evidence, as written, then
+    the meta terms that hold: the plain definition of a hit's ``terms``."""
+    ordered, meta = _collected(ctx, root)
+    seen = {o[0] for o in ordered}
+    return list(dict.fromkeys([t.text for t in terms
+                               if t.field not in META_FIELDS and t.text in seen] + meta))
+
+
+def _static_terms(root: _Node) -> list[str] | None:
+    """The matched terms of a query without OR or NEAR: the same whenever it matches (its
+    positive terms, then its meta terms); None for other queries."""
+    terms: list[str] = []
+    meta: list[str] = []
+
+    def walk(node: _Node) -> bool:
+        if isinstance(node, Term):
+            if node.field in META_FIELDS:
+                meta.append(f"{node.field}:{node.text}")
+            else:
+                terms.append(node.text)
+            return True
+        if isinstance(node, Not):
+            return True  # what is absent is no evidence
+        if isinstance(node, And):
+            return all(walk(c) for c in node.children)
+        return False  # OR, NEAR: which terms are evidence depends on the article
+
+    return list(dict.fromkeys(terms + meta)) if walk(root) else None
+
+
 def _evidence(ctx: _Ctx, root: _Node) -> tuple[list[str], list[Match]]:
     """The terms that matched, as written, and the first ``MAX_MATCHES_PER_WATCH`` places
     they matched, in article order (for a query that matched)."""
@@ -1245,12 +1256,11 @@ class WatchMatcher:
                 self._indexes.append([])
             self._members[q].append((self._rank[n], c.watch.id, c.watch.name))
             self._indexes[q].append(n)
-        # The hits of a query whose matched terms never vary (a single term), made once and
-        # handed to every article it matches: most hits at scale are of such queries.
+        # The hits of a query whose matched terms never vary (no OR, no NEAR), made once and
+        # handed to every article it matches.
         self._fixed: list[list[tuple[int, WatchHit]] | None] = [
-            [(rank, WatchHit(watch_id, name, _fixed_terms(query.root)))
-             for rank, watch_id, name in self._members[q]]
-            if isinstance(query.root, Term) else None
+            None if (static := _static_terms(query.root)) is None else
+            [(rank, WatchHit(watch_id, name, static)) for rank, watch_id, name in self._members[q]]
             for q, query in enumerate(self._queries)]
         self._wake: dict[str, list[int]] = {}  # prefilter key -> the queries it wakes up
         for q, query in enumerate(self._queries):
@@ -1289,11 +1299,12 @@ class WatchMatcher:
         return ctx, {n for q in queries for n in self._indexes[q]}
 
     def match(self, article: Article | str, text: str | None = None) -> list[WatchHit]:
-        """Every watch ``article`` hits, by watch name, with the terms that matched; where they
+        """Every watch ``article`` hits, by watch name, with the terms that matched (in the
+        query's order, meta terms last); where they
         matched (offsets, snippets) is ``evidence``'s, made only when asked. ``match(title,
         text)`` still works (without entities, source or language). Hits are read-only: the
-        hit of a single-term watch is one object for every article, and the hits of watches
-        sharing a query share its terms list."""
+        hit of a watch without OR or NEAR is one object for every article, and the hits of
+        watches sharing a query share its terms list."""
         if isinstance(article, str):
             article = Article(id="", title=article, text=text or "")
         if not self._wake:
@@ -1333,7 +1344,8 @@ class WatchMatcher:
         hits = []
         for compiled in self._list:
             if compiled.root.ev(ctx):
-                terms, matches = _evidence(ctx, compiled.root)
+                matches = _evidence(ctx, compiled.root)[1]
+                terms = _terms_in_evidence(ctx, compiled.root, compiled.terms)
                 watch = compiled.watch
                 hits.append((WatchHit(watch.id, watch.name, terms), matches))
         hits.sort(key=lambda h: h[0].watch_name)

@@ -136,7 +136,7 @@ def test_watches_sharing_a_query_get_their_own_hits_and_evidence() -> None:
     article = Article(id="x", title="", text="Drills in the Taiwan Strait")
     hits = matcher.match(article)
     assert [h.watch_name for h in hits] == ["a", "b"]
-    assert hits[0].terms == hits[1].terms == ["drills", "Taiwan Strait"]  # the query's words
+    assert hits[0].terms == hits[1].terms == ["Taiwan Strait", "drills"]  # in the query's order
     evidence = matcher.evidence(article)
     first, second = evidence.matches(a.id), evidence.matches(b.id)
     assert first == second and first is not second and len(first) == 2  # each alert its own list

@@ -186,7 +186,7 @@ def test_near_evidence_lists_both_terms() -> None:
     matcher = WatchMatcher([make_watch("w", '"Taiwan Strait" NEAR/5 drills')])
     text = "Drills. Much later, unrelated. China held drills in the Taiwan Strait."
     ((hit, matches),) = explained(matcher, art(text))
-    assert hit.terms == ["drills", "Taiwan Strait"]
+    assert hit.terms == ["Taiwan Strait", "drills"]  # in the query's order
     assert sorted(text[m.start:m.end] for m in matches) == ["Taiwan Strait", "drills"]
 
 
