@@ -838,6 +838,7 @@ class _Query:
     keys: list[str]
     proven: bool  # see _proves: a candidate is a hit without evaluating the tree
     simple: bool  # no NEAR: the evidence is every occurrence of the terms ``gather`` picks
+    static: list[str] | None  # the matched terms when they never vary (no OR, no NEAR)
 
 
 @lru_cache(maxsize=1 << 16)
@@ -846,7 +847,8 @@ def _compile_query(query: str, plurals: bool) -> _Query:
     followed by a compilation should not parse twice. (A matcher shares the queries of
     watches whose query text is equal whether or not they came from this cache.)"""
     root, terms, keys = _checked(query, plurals)
-    return _Query((query, plurals), root, terms, keys, _proves(root), not _has_near(root))
+    return _Query((query, plurals), root, terms, keys, _proves(root), not _has_near(root),
+                  _static_terms(root))
 
 
 @dataclass(slots=True)
@@ -1256,12 +1258,9 @@ class WatchMatcher:
                 self._indexes.append([])
             self._members[q].append((self._rank[n], c.watch.id, c.watch.name))
             self._indexes[q].append(n)
-        # The hits of a query whose matched terms never vary (no OR, no NEAR), made once and
-        # handed to every article it matches.
-        self._fixed: list[list[tuple[int, WatchHit]] | None] = [
-            None if (static := _static_terms(query.root)) is None else
-            [(rank, WatchHit(watch_id, name, static)) for rank, watch_id, name in self._members[q]]
-            for q, query in enumerate(self._queries)]
+        # The hits of a query whose matched terms never vary (no OR, no NEAR), made on its
+        # first match and handed to every later article it matches.
+        self._made: list[list[tuple[int, WatchHit]] | None] = [None] * len(self._queries)
         self._wake: dict[str, list[int]] = {}  # prefilter key -> the queries it wakes up
         for q, query in enumerate(self._queries):
             for key in query.keys:
@@ -1311,14 +1310,17 @@ class WatchMatcher:
             return []
         ctx, found = self._candidate_queries(article)
         ranked: list[tuple[int, WatchHit]] = []
-        queries, members, fixed = self._queries, self._members, self._fixed
+        queries, members, made = self._queries, self._members, self._made
         for q in found:
             query = queries[q]
             if not query.proven and not query.root.ev(ctx):
                 continue
-            made = fixed[q]
-            if made is not None:
-                ranked += made
+            hits = made[q]
+            if hits is None and query.static is not None:
+                hits = made[q] = [(rank, WatchHit(watch_id, name, query.static))
+                                  for rank, watch_id, name in members[q]]
+            if hits is not None:
+                ranked += hits
                 continue
             terms = ctx.terms(query)
             ranked += [(rank, WatchHit(watch_id, name, terms)) for rank, watch_id, name in members[q]]
