@@ -29,7 +29,8 @@ def test_bench_runs_on_a_small_input(kafka: EmbeddedKafka, tmp_path: Path) -> No
         cwd=REPO, env=env, capture_output=True, text=True, timeout=280, check=False)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
     table = result.stdout
-    for line in ("ceiling (pass-through)", "pipeline, 1 worker", "pipeline, 2 workers",
+    for line in ("ceiling (pass-through)", "ceiling, 2 workers", "pipeline, 1 worker",
+                 "pipeline, 2 workers",
                  "latency at 20.0 articles/s", "alert_publish_to_record", "memory: 200 articles",
                  "targets:", str(out)):
         assert line in table, table
@@ -37,13 +38,14 @@ def test_bench_runs_on_a_small_input(kafka: EmbeddedKafka, tmp_path: Path) -> No
     res = json.loads(out.read_text())
     assert res["table"] in table
     tp = res["throughput"]
-    for key, workers in (("ceiling", 1), ("pipeline_1", 1), ("pipeline_2", 2)):
+    for key, workers in (("ceiling", 1), ("ceiling_2", 2), ("pipeline_1", 1), ("pipeline_2", 2)):
         (run,) = tp[key]
         assert run["articles"] == 200 and run["workers"] == workers
         assert run["articles_per_second"] > 0 and run["worker_cpu_us_per_article"] > 0
     assert tp["pipeline_2"][0]["per_worker_clean_received"] != [0, 0]
     summary = tp["summary"]
     assert summary["pipeline_1_ratio"] > 0 and summary["two_worker_speedup"] > 0
+    assert summary["ceiling_two_worker_speedup"] > 0
     assert set(summary["stage_wall_us_per_article"]) == {"clean", "tag", "dedup", "alert"}
     assert all(v > 0 for v in res["core_us_per_article"].values())
     assert summary["alerts_per_article"] > 0
