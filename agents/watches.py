@@ -982,8 +982,8 @@ class _Ctx:
         self._snippets: dict[tuple[int, int, int], str] = {}
         self._records: dict[_Place, Match] = {}
         self._places: dict[tuple[str, str], list[_Place]] = {}
-        self._terms: dict[tuple[str, str], tuple[list[str], list[Match]]] = {}
-        self._combined: dict[tuple[object, ...], tuple[list[str], list[Match]]] = {}
+        self._terms: dict[tuple[str, str], list[Match]] = {}
+        self._combined: dict[tuple[tuple[str, str], ...], list[Match]] = {}
 
     def terms(self, query: _Query) -> list[str]:
         """The matched terms of a query that matched, in the query's order, without making
@@ -995,48 +995,37 @@ class _Ctx:
         query.root.gather(self, terms, meta)
         return list(dict.fromkeys([t.text for t in terms] + meta))
 
-    def evidence(self, query: _Query) -> tuple[list[str], list[Match]]:
-        """What ``_evidence`` gives for a query that matched, from work shared across the
+    def matches(self, query: _Query) -> list[Match]:
+        """What ``_matches`` gives for a query that matched, from work shared across the
         article's queries: each term's places are found once, however many queries name it."""
         root = query.root
         if isinstance(root, Term):
-            return self._term_evidence(root)
+            return self._term_matches(root)
         if not query.simple:
-            return _evidence(self, root)
+            return _matches(self, root)
         terms: list[Term] = []
         meta: list[str] = []
         root.gather(self, terms, meta)
-        if len(terms) == 1 and not meta:
-            return self._term_evidence(terms[0])  # an OR with one branch true, usually
-        key: tuple[object, ...] = (*[(t.text, t.sig) for t in terms], *meta)
+        if len(terms) == 1:
+            return self._term_matches(terms[0])  # an OR with one branch true, usually
+        key = tuple((t.text, t.sig) for t in terms)
         found = self._combined.get(key)
         if found is None:
-            found = self._combined[key] = self._combine(terms, meta)
+            found = self._combined[key] = self._combine(terms)
         return found
 
-    def _combine(self, terms: list[Term], meta: list[str]) -> tuple[list[str], list[Match]]:
-        firsts: list[_Place] = []
+    def _combine(self, terms: list[Term]) -> list[Match]:
+        """Up to MAX_MATCHES_PER_WATCH of the terms' places together, in article order."""
         places: list[_Place] = []
         for term in terms:
-            found = self.places(term)
-            if found:
-                firsts.append(found[0])
-                places += found
-        # Up to MAX_MATCHES_PER_WATCH of the union, in article order; terms by first place.
-        chosen = sorted(set(places))[:MAX_MATCHES_PER_WATCH]
-        firsts.sort()
-        return (list(dict.fromkeys([p[3] for p in firsts] + meta)),
-                [self.record(p) for p in chosen])
+            places += self.places(term)
+        return [self.record(p) for p in sorted(set(places))[:MAX_MATCHES_PER_WATCH]]
 
-    def _term_evidence(self, term: Term) -> tuple[list[str], list[Match]]:
+    def _term_matches(self, term: Term) -> list[Match]:
         key = (term.text, term.sig)
         found = self._terms.get(key)
         if found is None:
-            if term.field in META_FIELDS:
-                found = ([f"{term.field}:{term.text}"], [])
-            else:
-                places = self.places(term)
-                found = ([term.text] if places else [], [self.record(p) for p in places])
+            found = [] if term.field in META_FIELDS else [self.record(p) for p in self.places(term)]
             self._terms[key] = found
         return found
 
@@ -1168,12 +1157,11 @@ def _static_terms(root: _Node) -> list[str] | None:
     return list(dict.fromkeys(terms + meta)) if walk(root) else None
 
 
-def _evidence(ctx: _Ctx, root: _Node) -> tuple[list[str], list[Match]]:
-    """The terms that matched, as written, and the first ``MAX_MATCHES_PER_WATCH`` places
-    they matched, in article order (for a query that matched)."""
-    ordered, meta = _collected(ctx, root)
-    matches = [ctx.record((f, i, j, term)) for term, f, i, j in ordered[:MAX_MATCHES_PER_WATCH]]
-    return list(dict.fromkeys([o[0] for o in ordered] + meta)), matches
+def _matches(ctx: _Ctx, root: _Node) -> list[Match]:
+    """The first ``MAX_MATCHES_PER_WATCH`` places of the evidence, in article order (for a
+    query that matched): the plain definition of a hit's matches."""
+    ordered, _ = _collected(ctx, root)
+    return [ctx.record((f, i, j, term)) for term, f, i, j in ordered[:MAX_MATCHES_PER_WATCH]]
 
 
 @lru_cache(maxsize=65536)
@@ -1299,11 +1287,10 @@ class WatchMatcher:
 
     def match(self, article: Article | str, text: str | None = None) -> list[WatchHit]:
         """Every watch ``article`` hits, by watch name, with the terms that matched (in the
-        query's order, meta terms last); where they
-        matched (offsets, snippets) is ``evidence``'s, made only when asked. ``match(title,
-        text)`` still works (without entities, source or language). Hits are read-only: the
-        hit of a watch without OR or NEAR is one object for every article, and the hits of
-        watches sharing a query share its terms list."""
+        query's order, meta terms last); where they matched (offsets, snippets) is made by
+        ``evidence``, only when asked. ``match(title, text)`` still works (without entities,
+        source or language). Hits are read-only: the hit of a watch without OR or NEAR is one
+        object for every article, and the hits of watches sharing a query share its terms."""
         if isinstance(article, str):
             article = Article(id="", title=article, text=text or "")
         if not self._wake:
@@ -1346,7 +1333,7 @@ class WatchMatcher:
         hits = []
         for compiled in self._list:
             if compiled.root.ev(ctx):
-                matches = _evidence(ctx, compiled.root)[1]
+                matches = _matches(ctx, compiled.root)
                 terms = _terms_in_evidence(ctx, compiled.root, compiled.terms)
                 watch = compiled.watch
                 hits.append((WatchHit(watch.id, watch.name, terms), matches))
@@ -1375,7 +1362,7 @@ class Evidence:
         query = self._matcher.query_of(watch_id)
         if query is None or not query.root.ev(self._ctx):
             return []
-        return list(self._ctx.evidence(query)[1])
+        return list(self._ctx.matches(query))
 
 
 class WatchRegistry:
