@@ -12,6 +12,7 @@ from itertools import pairwise
 
 import pytest
 
+import agents.watches as watches_module
 from agents.watches import WatchMatcher, WatchRegistry, make_watch
 from streams.errors import WatchError
 from streams.records import Article, Entity, Watch
@@ -111,7 +112,11 @@ class _Gen:
 
 
 @pytest.mark.parametrize("plurals", [False, True])
-def test_match_equals_exhaustive_on_bbc_articles(plurals: bool) -> None:
+@pytest.mark.parametrize("batch", [0, 10**9], ids=["key-decided", "trees"])
+def test_match_equals_exhaustive_on_bbc_articles(plurals: bool, batch: int,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    # Both ways of settling candidates: in bulk from the keys found, and tree by tree.
+    monkeypatch.setattr(watches_module, "MIN_DECIDED_BATCH", batch)
     rng = random.Random(11 + plurals)
     articles = _bbc(80, seed=3)
     watches = _Gen(articles[:40], rng).watches(1500)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+import agents.watches as watches_module
 from agents.watches import (
     MAX_DEPTH,
     MAX_QUERY_CHARS,
@@ -410,7 +411,9 @@ class _QueryGen:
         return self.rng.choice(self.words) + ("*" if self.rng.random() < 0.2 else "")
 
 
-def test_prefilter_never_drops_a_true_match() -> None:
+@pytest.mark.parametrize("batch", [0, 10**9], ids=["key-decided", "trees"])
+def test_prefilter_never_drops_a_true_match(batch: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(watches_module, "MIN_DECIDED_BATCH", batch)
     """Every watch evaluated in full (no prefilter) must give exactly what the matcher gives."""
     rng = random.Random(4)
     texts = _seed_texts() or ["The Taiwan Strait drills. Crisis-communications plans."]
