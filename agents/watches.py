@@ -106,6 +106,7 @@ while it builds.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import gc
 import re
 import time
@@ -136,8 +137,11 @@ MAX_PHRASE_TOKENS = 16
 MAX_NEAR = 50
 MAX_MATCHES_PER_WATCH = 10
 MAX_DECIDED_TERMS = 40  # a key-decided query's terms are bits of an int64, its index the rest
-MIN_DECIDED_BATCH = 48  # fewer candidates than this: walking their trees costs less than numpy
-MAX_OUTCOMES = 1 << 18  # outcomes remembered per matcher (~60 MB at most); then forgotten
+MIN_DECIDED_BATCH = 96  # fewer candidates than this: walking their trees costs less than numpy
+MAX_OUTCOMES = 1 << 18  # hits remembered per matcher (~60 MB at most); then forgotten
+MAX_QUERY_OUTCOMES = 8  # outcomes remembered per query (~70 B each); later ones walk the tree
+_MASK = (1 << MAX_DECIDED_TERMS) - 1
+_UNKNOWN: list[str] = []  # a sentinel: no outcome remembered yet
 SNIPPET_RADIUS = 80
 MIN_WILDCARD_PREFIX = 3
 MAX_KEY_VARIANTS = 16  # plural combinations of one term put in the automaton as exact keys
@@ -853,6 +857,9 @@ class _Query:
     # Key-decided (whether it matches, and on which terms, follows from which terms' keys
     # occur): each (term, key) as the key and the term's bit; () for other queries.
     slots: tuple[tuple[str, int], ...]
+    # Bitmask of terms present -> the terms it matched on, None if it did not (key-decided
+    # queries; filled as articles show them, at most MAX_QUERY_OUTCOMES).
+    outcomes: dict[int, list[str] | None] = dataclasses.field(default_factory=dict)
 
 
 @lru_cache(maxsize=1 << 16)
@@ -1378,20 +1385,27 @@ class WatchMatcher:
         for code in codes.tolist():
             hits = outcomes.get(code)
             if hits is None:
-                hits = self._outcome(ctx, code >> MAX_DECIDED_TERMS)
+                hits = self._outcome(ctx, code >> MAX_DECIDED_TERMS, code & _MASK)
                 if len(outcomes) >= MAX_OUTCOMES:
                     outcomes.clear()  # bounded: a rare mask costs one tree walk again
                 outcomes[code] = hits
             ranked += hits
         return ranked
 
-    def _outcome(self, ctx: _Ctx, q: int) -> list[tuple[int, WatchHit]] | tuple[()]:
+    def _outcome(self, ctx: _Ctx, q: int, mask: int) -> list[tuple[int, WatchHit]] | tuple[()]:
+        """The hits of a key-decided query with these terms present. The terms it matched on
+        (None: no match) are remembered on the query itself, which outlives this matcher:
+        a rebuild after a watch change keeps what earlier matchers learned."""
         query = self._queries[q]
-        if not query.root.ev(ctx):
+        terms = query.outcomes.get(mask, _UNKNOWN)
+        if terms is _UNKNOWN:
+            terms = None if not query.root.ev(ctx) else query.static or ctx.terms(query)
+            if len(query.outcomes) < MAX_QUERY_OUTCOMES:
+                query.outcomes[mask] = terms
+        if terms is None:
             return ()
         if query.static is not None:
             return self._static_hits(q)
-        terms = ctx.terms(query)
         return [(rank, WatchHit(watch_id, name, terms)) for rank, watch_id, name in self._members[q]]
 
     def _static_hits(self, q: int) -> list[tuple[int, WatchHit]]:

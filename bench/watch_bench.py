@@ -23,10 +23,10 @@ article. Either way 100,000 watches come from about a thousand articles of one f
 watches this feed's topics and little else, so read the hit columns before the times.
 
 The table reports, per size, medians over ``--repeats`` runs: µs per article (median and p99
-over the articles, for a matcher just built: the first articles after a worker's start or a
-watch change; ``warm µs``: the median once the matcher has seen the watches' own articles, as
-in a worker that has run a while, since a matcher remembers each key-decided query's outcome
-per set of its terms present; ``dense`` mode has nothing unseen to warm up on), the build
+over the articles, for a worker just started; ``warm µs``: the median in a worker that has run
+a while, its queries having met the watches' own articles before a watch change rebuilt the
+matcher, since each key-decided query remembers its outcome per set of its terms present;
+``dense`` mode has nothing unseen to warm up on), the build
 (``build s``: a ``WatchMatcher`` from compiled watches, which is what
 ``WatchRegistry.rebuild`` does after a change, the queries having been compiled as they were
 staged; ``cold s``: ``WatchRegistry(watches)`` with nothing compiled or cached, as at a
@@ -374,11 +374,14 @@ def measure(articles: list[Article], watches: list[Watch], warmup: list[Article]
             explain.matches(watch_id)
         evidence.append((time.perf_counter_ns() - t) / 1000)
     cands = statistics.fmean(len(matcher.candidates(a)[1]) for a in articles[:200])
-    # A worker that has run a while: a new matcher that has matched other articles first
-    # (it remembers each key-decided query's outcome per set of its terms present).
-    warm = WatchMatcher(compiled)
+    # A worker that has run a while: its queries have met other articles (each remembers its
+    # outcome per set of its terms present), then a watch change rebuilt the matcher.
+    _forget_compiled()
+    fresh = [compile_watch(w) for w in watches]  # queries that have met none of the articles
+    worker = WatchMatcher(fresh)
     for a in warmup:
-        warm.match(a)
+        worker.match(a)
+    warm = WatchMatcher(fresh)
     gc.collect()
     warm_median = _median_match_us(warm, articles) if warmup else statistics.median(times)
     times.sort()

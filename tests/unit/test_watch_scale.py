@@ -135,6 +135,31 @@ def test_match_equals_exhaustive_on_bbc_articles(plurals: bool, batch: int,
     assert total > 5000 and matched_watches > 500  # real matches, not only misses
 
 
+def test_remembered_outcomes_survive_a_rebuild_and_stay_bounded(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(watches_module, "MIN_DECIDED_BATCH", 0)
+    words = ["alpha", "beta", "gamma", "delta", "eps", "zeta"]
+    query = " OR ".join(words) + " NOT omega"  # 2**6 ways to match, and the NOT
+    watch = make_watch("w", query)
+    articles = [Article(id=str(n), title="", text=" ".join(
+        w for k, w in enumerate(words + ["omega"]) if n >> k & 1)) for n in range(1, 128)]
+    registry = WatchRegistry([watch])
+
+    def check_all() -> None:
+        matcher = registry.matcher
+        for article in articles:
+            assert matcher.match(article) == [h for h, _ in matcher.match_exhaustive(article)]
+
+    check_all()
+    outcomes = registry._compiled[watch.id].query.outcomes
+    assert len(outcomes) == watches_module.MAX_QUERY_OUTCOMES  # capped, and still right
+    remembered = dict(outcomes)
+    other = make_watch("other", "omega")
+    registry.apply(other.id, other)  # a rebuild: a new matcher
+    check_all()
+    assert outcomes == remembered  # the new matcher used them, nothing was relearned
+
+
 def test_watches_sharing_a_query_get_their_own_hits_and_evidence() -> None:
     a, b = make_watch("a", '"Taiwan Strait" OR drills'), make_watch("b", '"Taiwan Strait" OR drills')
     matcher = WatchMatcher([b, a])
