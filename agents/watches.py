@@ -1347,13 +1347,13 @@ class WatchMatcher:
             decided = self._decided[woken]
             ranked = self._decided_hits(ctx, woken[decided])
             rest = woken[~decided].tolist()
-        queries, members, made = self._queries, self._members, self._made
+        queries, members = self._queries, self._members
         for q in rest:
             query = queries[q]
             if not query.proven and not query.root.ev(ctx):
                 continue
             if query.static is not None:
-                ranked += made[q] or self._static_hits(q)
+                ranked += self._static_hits(q)
                 continue
             terms = ctx.terms(query)
             ranked += [(rank, WatchHit(watch_id, name, terms)) for rank, watch_id, name in members[q]]

@@ -338,6 +338,19 @@ def _median_match_us(matcher: WatchMatcher, articles: list[Article]) -> float:
     return statistics.median(times)
 
 
+def _warm_median_us(articles: list[Article], watches: list[Watch], warmup: list[Article]) -> float:
+    """A worker that has run a while: its queries have met other articles (each remembers its
+    outcome per set of its terms present), then a watch change rebuilt the matcher."""
+    _forget_compiled()
+    fresh = [compile_watch(w) for w in watches]  # queries that have met none of the articles
+    worker = WatchMatcher(fresh)
+    for a in warmup:
+        worker.match(a)
+    rebuilt = WatchMatcher(fresh)
+    gc.collect()
+    return _median_match_us(rebuilt, articles)
+
+
 def measure(articles: list[Article], watches: list[Watch], warmup: list[Article]
             ) -> dict[str, float]:
     _forget_compiled()
@@ -374,16 +387,7 @@ def measure(articles: list[Article], watches: list[Watch], warmup: list[Article]
             explain.matches(watch_id)
         evidence.append((time.perf_counter_ns() - t) / 1000)
     cands = statistics.fmean(len(matcher.candidates(a)[1]) for a in articles[:200])
-    # A worker that has run a while: its queries have met other articles (each remembers its
-    # outcome per set of its terms present), then a watch change rebuilt the matcher.
-    _forget_compiled()
-    fresh = [compile_watch(w) for w in watches]  # queries that have met none of the articles
-    worker = WatchMatcher(fresh)
-    for a in warmup:
-        worker.match(a)
-    warm = WatchMatcher(fresh)
-    gc.collect()
-    warm_median = _median_match_us(warm, articles) if warmup else statistics.median(times)
+    warm_median = _warm_median_us(articles, watches, warmup) if warmup else statistics.median(times)
     times.sort()
     return {"median": statistics.median(times), "p99": times[int(len(times) * 0.99)],
             "warm": warm_median,
