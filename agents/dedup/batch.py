@@ -32,13 +32,14 @@ _CHUNK_SHINGLES = 1 << 17  # a (64 x chunk) uint32 array stays ~32 MB
 class Vocabulary:
     """Folded word -> id, with each word's kept IDF and MinHash token hash by id."""
 
-    __slots__ = ("_index", "hashes", "kept_idf", "words")
+    __slots__ = ("_index", "hashes", "kept_idf", "words", "year")
 
     def __init__(self) -> None:
         self._index: dict[str, int] = {}
         self.words: list[str] = []
         self.kept_idf = np.zeros(4096)
         self.hashes = np.zeros(4096, dtype=np.uint32)
+        self.year = np.zeros(4096, dtype=bool)
 
     def ids(self, words: list[str]) -> np.ndarray:
         found = list(map(self._index.get, words))  # C-level look-ups; None for new words
@@ -60,9 +61,11 @@ class Vocabulary:
         if at == len(self.kept_idf):
             self.kept_idf = np.concatenate([self.kept_idf, np.zeros_like(self.kept_idf)])
             self.hashes = np.concatenate([self.hashes, np.zeros_like(self.hashes)])
+            self.year = np.concatenate([self.year, np.zeros_like(self.year)])
         kept_idf, token_hash = terms.word_info(word)
         self.kept_idf[at] = kept_idf
         self.hashes[at] = token_hash
+        self.year[at] = terms.is_year(word)
         self._index[word] = at
         self.words.append(word)
         return at
@@ -71,11 +74,14 @@ class Vocabulary:
 VOCABULARY = Vocabulary()
 
 
-def features(docs: Sequence[Document]) -> tuple[list[dict[str, float]], list[np.ndarray]]:
+def features(
+    docs: Sequence[Document], full_text: Sequence[bool] | None = None
+) -> tuple[list[dict[str, float]], list[np.ndarray]]:
     """The term vector and the MinHash signature (of the body, or of the title when the body
-    is empty) of each document."""
+    is empty) of each document. ``full_text`` per document: its body is a real text (as
+    ``terms.term_vector``'s argument; default: the body is not empty)."""
     layout = _Layout(docs)
-    vectors = _vectors(layout, docs)
+    vectors = _vectors(layout, docs, full_text)
     signatures = _signatures(layout)
     return vectors, signatures
 
@@ -143,7 +149,8 @@ def _rank_in_doc(doc: np.ndarray, weight: np.ndarray, order: np.ndarray) -> tupl
     return by, np.arange(len(by)) - group_start
 
 
-def _vectors(layout: _Layout, docs: Sequence[Document]) -> list[dict[str, float]]:
+def _vectors(layout: _Layout, docs: Sequence[Document],
+             full_text: Sequence[bool] | None = None) -> list[dict[str, float]]:
     n_docs = len(docs)
     top = terms.TOP_TERMS
     words = VOCABULARY.words
@@ -154,6 +161,11 @@ def _vectors(layout: _Layout, docs: Sequence[Document]) -> list[dict[str, float]
         word_of = distinct % width
         idf = VOCABULARY.kept_idf[word_of]
         kept = idf > 0
+        if terms.SQUARE_FULL_TEXT:  # as terms.full_text_weight: (capped, boosted idf) ** 2
+            full = layout.body > 0 if full_text is None else np.array(full_text, dtype=bool)
+            capped = np.minimum(idf, terms.UNKNOWN_IDF)
+            boosted = np.where(VOCABULARY.year[word_of], capped * terms.YEAR_BOOST, capped)
+            idf = np.where(full[doc_of], boosted * boosted, idf)
         weight = _sublinear(counts) * idf
         # The TOP_TERMS-th heaviest kept word of each document, ties included, is its floor.
         kept_at = np.flatnonzero(kept)

@@ -53,7 +53,7 @@ import xxhash
 
 from agents.dedup import batch, minhash
 from agents.dedup.stories import Story, StoryClusterer
-from agents.dedup.terms import bag_of_words, slug_words, term_vector
+from agents.dedup.terms import bag_of_words, slug_words, term_vector, years
 from streams.records import Article, StorySummary, stable_id
 from streams.text import tokens
 
@@ -113,6 +113,7 @@ class Prepared:
     signature: np.ndarray  # MinHash of the same tokens
     vector: dict[str, float]  # term vector (title, body and entities)
     title_only: bool
+    years: frozenset[str] = frozenset()  # the years its title and body mention
 
 
 def prepare(articles: Sequence[Article]) -> list[Prepared]:
@@ -129,7 +130,7 @@ def prepare(articles: Sequence[Article]) -> list[Prepared]:
     vector_docs = [(title, body or slug, entities)
                    for (title, body, entities), slug in zip(docs, slugs, strict=True)]
     if len(docs) >= VECTORISE_FROM:
-        vectors, signatures = batch.features(vector_docs)
+        vectors, signatures = batch.features(vector_docs, [bool(body) for _, body, _ in docs])
         for i, slug in enumerate(slugs):
             if slug:  # the batch signed the slug: ~18 µs to sign the headline instead
                 signatures[i] = minhash.signature(docs[i][0])
@@ -139,11 +140,11 @@ def prepare(articles: Sequence[Article]) -> list[Prepared]:
             bag = bag_of_words(title, body)
             hashes = list(map(bag.hashes.__getitem__, real_body or title))
             signatures.append(minhash.signature_of_hashes(hashes))
-            vectors.append(term_vector(title, body, entities, bag))
+            vectors.append(term_vector(title, body, entities, bag, full_text=bool(real_body)))
     return [
         Prepared(
             xxhash.xxh3_64_hexdigest(" ".join(body or title).encode("utf-8")),
-            signature, vector, not body,
+            signature, vector, not body, years(title + body),
         )
         for (title, body, _), vector, signature in zip(docs, vectors, signatures, strict=True)
     ]
@@ -202,9 +203,11 @@ class DedupIndex:
             kind, story_id = "near_duplicate", entry.story_id
         else:
             original, kind = None, "unique"
-            found, _ = self._stories.best(vec, published, title_only=prepared.title_only)
+            found, _ = self._stories.best(vec, published, title_only=prepared.title_only,
+                                          years=prepared.years)
             story_id = found or stable_id("story", article.id)
-        story = self._stories.add(story_id, vec, published, now, article.source)
+        story = self._stories.add(story_id, vec, published, now, article.source,
+                                  years=prepared.years)
         entry = _Entry(t, prepared.body_hash, sig, story_id, original, now, offset)
         self._record(article.id, entry, keys)
         changes: list[Change] = [

@@ -16,6 +16,10 @@ Score = cosine(article, centroid) * time factor, where the time factor is
 ``1 / (1 + gap / TIME_SCALE)`` and ``gap`` is how far the article's publication time lies
 outside the story's publication range; when either is unknown (an undated article, a story
 of undated articles) the factor is 1: a missing date is no evidence either way.
+When the article and the story both mention years (``terms.years``: "2013" in a dateline or
+"since 2022") and share none, the score is also multiplied by ``1 - YEAR_CONFLICT``: two
+look-alike events are often years apart (ECB+ B-cubed F1 0.903 -> 0.910 with it, shuffled
+orders 0.886 -> 0.894).
 ``first_seen``/``last_seen`` are arrival times, for consumers' story summaries. The best
 story with score >= ``THRESHOLD`` wins (ties go to the smaller story id, so the choice never
 depends on dict order); otherwise the article
@@ -41,7 +45,7 @@ from agents.dedup.terms import top
 
 __all__ = ["THRESHOLD", "TITLE_ONLY_THRESHOLD", "CENTROID_TERMS", "Story", "StoryClusterer"]
 
-THRESHOLD = 0.2
+THRESHOLD = 0.17  # 0.2 before full-text vectors weighed words by idf squared
 TITLE_ONLY_THRESHOLD = 0.1
 CENTROID_TERMS = 80
 CENTROID_DECIMALS = 4
@@ -50,6 +54,12 @@ QUERY_TERMS = 8
 SHORTLIST = 4
 TIME_SCALE = 24 * 3600.0
 MAX_SOURCES = 50
+# Event-time cue from the text: when an article and a story both mention years and share none
+# (a 2013 dateline against a story whose texts speak of 2005 and 2008), the score is
+# multiplied by 1 - YEAR_CONFLICT. A story keeps how many of its articles mention each year,
+# for its MAX_STORY_YEARS most mentioned years.
+YEAR_CONFLICT = 0.3
+MAX_STORY_YEARS = 8
 _ZEROS = itertools.repeat(0.0)  # the default of every centroid look-up
 
 
@@ -64,6 +74,7 @@ class Story:
     norm: float = 0.0
     published_first: float | None = None  # range of its dated articles' publication times
     published_last: float | None = None
+    years: dict[str, int] = field(default_factory=dict)  # year -> articles mentioning it
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -74,6 +85,7 @@ class Story:
             "n": self.count,
             "src": self.sources,
             "c": self.centroid,
+            "y": self.years,
         }
 
     @classmethod
@@ -89,6 +101,7 @@ class Story:
             norm=_norm(centroid),
             published_first=data.get("pf"),
             published_last=data.get("pl"),
+            years={str(y): int(n) for y, n in (data.get("y") or {}).items()},
         )
 
 
@@ -115,7 +128,8 @@ class StoryClusterer:
         self._postings: dict[str, dict[str, float]] = {}
 
     def best(
-        self, vec: dict[str, float], t: float | None, *, title_only: bool = False
+        self, vec: dict[str, float], t: float | None, *, title_only: bool = False,
+        years: frozenset[str] = frozenset(),
     ) -> tuple[str | None, float]:
         """The story this article vector belongs to (or None) and its score."""
         best_id: str | None = None
@@ -125,6 +139,8 @@ class StoryClusterer:
             story = self.stories[story_id]
             dot = sum(map(mul, weights, map(story.centroid.get, vec, _ZEROS)))
             score = dot / story.norm * _time_factor(story, t)
+            if years and story.years and years.isdisjoint(story.years):
+                score *= 1.0 - YEAR_CONFLICT
             if score > best_score or (score == best_score and best_id and story_id < best_id):
                 best_id, best_score = story_id, score
         if best_score < (TITLE_ONLY_THRESHOLD if title_only else THRESHOLD):
@@ -157,13 +173,20 @@ class StoryClusterer:
         return [story_id for _, story_id in ranked[:SHORTLIST]]
 
     def add(self, story_id: str, vec: dict[str, float], published: float | None, now: float,
-            source: str | None) -> Story:
+            source: str | None, years: frozenset[str] = frozenset()) -> Story:
         """Add an article to a story (creating it) and update its centroid."""
         story = self.stories.get(story_id)
         if story is None:
             story = Story(story_id, first_seen=now, last_seen=now)
             self.stories[story_id] = story
         self.count(story, published, now, source)
+        if years:
+            counted = dict(story.years)
+            for year in years:
+                counted[year] = counted.get(year, 0) + 1
+            # The most mentioned years, ties to the earlier year: bounded, deterministic.
+            story.years = dict(sorted(counted.items(), key=lambda yn: (-yn[1], yn[0]))
+                               [:MAX_STORY_YEARS])
         merged = dict(story.centroid)
         for term, weight in vec.items():
             # Interned: thousands of centroids share their terms' strings.
