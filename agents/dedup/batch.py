@@ -161,11 +161,11 @@ def _vectors(layout: _Layout, docs: Sequence[Document],
         word_of = distinct % width
         idf = VOCABULARY.kept_idf[word_of]
         kept = idf > 0
-        if terms.SQUARE_FULL_TEXT:  # as terms.full_text_weight: (capped, boosted idf) ** 2
-            full = layout.body > 0 if full_text is None else np.array(full_text, dtype=bool)
-            capped = np.minimum(idf, terms.UNKNOWN_IDF)
-            boosted = np.where(VOCABULARY.year[word_of], capped * terms.YEAR_BOOST, capped)
-            idf = np.where(full[doc_of], boosted * boosted, idf)
+        # As terms.full_text_weight: a full text's words weigh (capped, boosted idf) ** 2.
+        full = layout.body > 0 if full_text is None else np.array(full_text, dtype=bool)
+        capped = np.minimum(idf, terms.UNKNOWN_IDF)
+        boosted = np.where(VOCABULARY.year[word_of], capped * terms.YEAR_BOOST, capped)
+        idf = np.where(full[doc_of], boosted * boosted, idf)
         weight = _sublinear(counts) * idf
         # The TOP_TERMS-th heaviest kept word of each document, ties included, is its floor.
         kept_at = np.flatnonzero(kept)

@@ -144,7 +144,7 @@ def prepare(articles: Sequence[Article]) -> list[Prepared]:
     return [
         Prepared(
             xxhash.xxh3_64_hexdigest(" ".join(body or title).encode("utf-8")),
-            signature, vector, not body, years(title + body),
+            signature, vector, not body, years(title, body),
         )
         for (title, body, _), vector, signature in zip(docs, vectors, signatures, strict=True)
     ]

@@ -6,7 +6,7 @@
   with ``idf < MIN_IDF`` (function words, "said", "new"...) and one-letter tokens are dropped.
   Lookups are cached per process: the vocabulary of a news stream is small.
 * A full text (not a headline with its URL slug) weighs each word by its IDF squared, an
-  unknown word's IDF capped and a year's boosted first (see ``SQUARE_FULL_TEXT``).
+  unknown word's IDF capped and a year's boosted first (see ``full_text_weight``).
 * TF is sublinear (1 + ln tf); title tokens count ``TITLE_BOOST`` times, because the headline
   names the event and a headline-only article has nothing else.
 * Adjacent pairs of kept tokens, both with idf >= ``BIGRAM_MIN_IDF``, add a bigram term
@@ -36,7 +36,7 @@ import re
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
-from itertools import compress, pairwise
+from itertools import chain, compress, pairwise
 from operator import itemgetter, mul
 
 from agents.dedup import minhash
@@ -66,7 +66,6 @@ ENTITY_PREFIX = "="  # entity terms ("=tara reid") never collide with words or b
 # two words run together ("junlloyd") as a rare name, and squared it would outweigh every name
 # wordfreq knows (64 against 49). ECB+ F1 at THRESHOLD 0.17: 0.910 (uncapped 0.904 at 0.16;
 # a cap of 6.0 loses 0.009: ECB+ also tells its look-alike events apart by one-off names).
-SQUARE_FULL_TEXT = True
 YEAR_BOOST = 1.5
 UNKNOWN_IDF = 7.0
 MAX_YEARS = 8  # an article's years kept for the story's year check (the latest)
@@ -194,7 +193,7 @@ def term_vector(
     kept = {w: v for w, v in zip(words, values, strict=True) if v}
     if full_text is None:
         full_text = bool(body_words)
-    if full_text and SQUARE_FULL_TEXT:
+    if full_text:
         kept = {w: full_text_weight(w, v) for w, v in kept.items()}
     weights = dict(zip(kept, map(mul, _sublinear(words, kept), kept.values()), strict=True))
     if len(weights) > TOP_TERMS:
@@ -243,9 +242,10 @@ def is_year(word: str) -> bool:
     return word in _YEARS
 
 
-def years(words: Iterable[str]) -> frozenset[str]:
-    """The years an article's words mention (at most ``MAX_YEARS``, the latest)."""
-    found = _YEARS.intersection(words)  # in C: an article has hundreds of words
+def years(*words: Iterable[str]) -> frozenset[str]:
+    """The years these lists of an article's words mention (at most ``MAX_YEARS``, the
+    latest)."""
+    found = _YEARS.intersection(chain(*words))  # in C: an article has hundreds of words
     return frozenset(sorted(found)[-MAX_YEARS:]) if len(found) > MAX_YEARS else frozenset(found)
 
 

@@ -248,7 +248,7 @@ def _reference_vector(title: list[str], body: list[str]) -> dict[str, float]:
     for p in itertools.pairwise(title):
         pairs[p] += terms.TITLE_BOOST
     kept = {w: terms.idf(w) for w in words if terms.idf(w) >= terms.MIN_IDF and len(w) > 1}
-    if body and terms.SQUARE_FULL_TEXT:  # a full text weighs words by (capped) idf squared
+    if body:  # a full text weighs words by (capped) idf squared
         kept = {w: terms.full_text_weight(w, v) for w, v in kept.items()}
     weights = {w: (1 + math.log(words[w])) * v for w, v in kept.items()}
     for (a, b), n in pairs.items():
@@ -348,7 +348,7 @@ def test_years_mentioned_keep_look_alike_events_apart_and_survive_a_restore() ->
     from agents.dedup.stories import MAX_STORY_YEARS, YEAR_CONFLICT, Story, StoryClusterer
     from agents.dedup.terms import years
 
-    assert years(["in", "2013", "and", "1066", "2013", "42"]) == {"2013"}
+    assert years(["in", "2013", "and", "1066", "2013", "42"], ["1999"]) == {"2013", "1999"}
     clusterer = StoryClusterer()
     vec = {"kilauea": 0.8, "eruption": 0.6}
     clusterer.add("s1", vec, None, T0, "a", years=frozenset({"2018"}))
