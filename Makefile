@@ -16,7 +16,8 @@ test: setup broker-jars prometheus-tools
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml
+# setup.py and the .pyx: the compiled watch kernel is rebuilt when they change
+$(STAMP): pyproject.toml setup.py agents/watchkernel.pyx
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'

@@ -116,10 +116,15 @@ from dataclasses import dataclass
 from functools import lru_cache
 from operator import itemgetter
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import ahocorasick
 import numpy as np
+
+try:
+    from agents import watchkernel
+except ImportError:  # not compiled (pip install -e . builds it): the pure-Python matcher
+    watchkernel = None
 
 from streams.errors import WatchError
 from streams.records import Article, Match, Watch, WatchHit, stable_id
@@ -141,10 +146,13 @@ MIN_DECIDED_BATCH = 96  # fewer candidates than this: walking their trees costs 
 MAX_OUTCOMES = 1 << 18  # hits remembered per matcher (~60 MB at most); then forgotten
 MAX_QUERY_OUTCOMES = 8  # outcomes remembered per query (~70 B each); later ones walk the tree
 _MASK = (1 << MAX_DECIDED_TERMS) - 1
+# The compiled kernel's opcodes (agents/watchkernel.pyx has the same numbers): a truth program
+# of (op, arg) pairs; a NEAR runs the span program of the pairs that follow it.
+OP_TERM, OP_AND, OP_OR, OP_NOT, OP_NEAR, SP_TERM, SP_OR, SP_NEAR = range(1, 9)
 _UNKNOWN: list[str] = []  # a sentinel: no outcome remembered yet
 SNIPPET_RADIUS = 80
 MIN_WILDCARD_PREFIX = 3
-MAX_KEY_VARIANTS = 16  # plural combinations of one term put in the automaton as exact keys
+MAX_KEY_VARIANTS = 32  # plural combinations of one term put in the automaton as exact keys
 UNKNOWN_FREQ = 5e-7  # a word not in the frequency list (names, jargon): below all in it
 PHRASE_DECAY = 0.5  # each further word of a phrase halves the guess (names are collocations)
 META_FREQ = {"lang": 1.0, "source": 0.3, "entity": 1e-5}  # lang:en holds for every article
@@ -857,9 +865,14 @@ class _Query:
     # Key-decided (whether it matches, and on which terms, follows from which terms' keys
     # occur): each (term, key) as the key and the term's bit; () for other queries.
     slots: tuple[tuple[str, int], ...]
+    # What the compiled kernel runs (``_kernel_plan``); None when a term is not characterised
+    # by its keys, and Python walks the tree.
+    plan: _Plan | None
     # Bitmask of terms present -> the terms it matched on, None if it did not (key-decided
     # queries; filled as articles show them, at most MAX_QUERY_OUTCOMES).
     outcomes: dict[int, list[str] | None] = dataclasses.field(default_factory=dict)
+    # The same for the compiled kernel, by bitmask of terms that are evidence -> the terms.
+    shown: dict[int, list[str]] = dataclasses.field(default_factory=dict)
 
 
 @lru_cache(maxsize=1 << 16)
@@ -872,7 +885,67 @@ def _compile_query(query: str, plurals: bool) -> _Query:
     decided = simple and len(terms) <= MAX_DECIDED_TERMS and all(t.proven for t in terms)
     slots = tuple((key, 1 << bit) for bit, t in enumerate(terms) for key in t.keys) if decided else ()
     return _Query((query, plurals), root, terms, keys, _proves(root), simple, _static_terms(root),
-                  slots)
+                  slots, _kernel_plan(root, terms))
+
+
+# A query for the compiled kernel: its postfix program of (opcode, argument) pairs; per term
+# the fields it may occur in and its keys; and how a hit names its terms: (term bit, label)
+# in the order ``_evidence_terms`` gives, or None when two terms share a label (Python then
+# names them: ``_evidence_terms``).
+_Plan = tuple[tuple[int, ...], tuple[tuple[int, tuple[str, ...]], ...],
+              tuple[tuple[int, str], ...] | None]
+_TERM_FIELDS = {None: 1 | 2, "title": 1, "text": 2, "entity": 4, "source": 4, "lang": 4}
+
+
+def _characterised(term: Term) -> bool:
+    """True when the term occurs exactly where one of its keys does (in its fields): no part
+    left for ``verify`` to check, or exact plural variants for keys."""
+    return term.field in META_FIELDS or not term.verify or term.keys != (term.key,)
+
+
+def _kernel_plan(root: _Node, terms: list[Term]) -> _Plan | None:
+    """The query as the compiled kernel runs it (``agents/watchkernel.pyx``), or None when
+    some term is not characterised by its keys."""
+    if len(terms) > 64 or not all(_characterised(t) for t in terms):
+        return None
+    index = {id(t): k for k, t in enumerate(terms)}
+    program: list[int] = []
+
+    def truth(node: _Node) -> None:
+        if isinstance(node, Term):
+            program.extend((OP_TERM, index[id(node)]))
+        elif isinstance(node, And | Or):
+            for c in node.children:
+                truth(c)
+            program.extend((OP_AND if isinstance(node, And) else OP_OR, len(node.children)))
+        elif isinstance(node, Not):
+            truth(node.child)
+            program.extend((OP_NOT, 0))
+        else:
+            assert isinstance(node, Near)
+            spans: list[int] = []
+            places(node, spans)
+            program.extend((OP_NEAR, len(spans) // 2, *spans))
+
+    def places(node: _Node, out: list[int]) -> None:
+        if isinstance(node, Term):
+            out.extend((SP_TERM, index[id(node)]))
+        elif isinstance(node, Or):
+            for c in node.children:
+                places(c, out)
+            out.extend((SP_OR, len(node.children)))
+        else:
+            assert isinstance(node, Near)  # the parser allows nothing else under NEAR
+            places(node.left, out)
+            places(node.right, out)
+            out.extend((SP_NEAR, node.n))
+
+    truth(root)
+    labels = [(k, t.text) for k, t in enumerate(terms) if t.field not in META_FIELDS]
+    labels += [(k, f"{t.field}:{t.text}") for k, t in enumerate(terms) if t.field in META_FIELDS]
+    unique = len({label for _, label in labels}) == len(labels)
+    return (tuple(program), tuple((_TERM_FIELDS[t.field], t.keys) for t in terms),
+            tuple(labels) if unique else None)
 
 
 @dataclass(slots=True)
@@ -1211,6 +1284,24 @@ def _snippet(text: str, start: int, end: int) -> str:
     return ("…" if left > 0 else "") + body + ("…" if right < len(text) else "")
 
 
+def _joined_tokens(text: str) -> str:
+    """The folded tokens of a text separated by spaces: what the kernel scans of a text
+    with non-ASCII letters or digits (it folds the others itself)."""
+    return " ".join(tokens(text))
+
+
+def _evidence_terms(query: _Query, mask: int) -> list[str]:
+    """A matched query's hit terms from the bitmask of its terms that are evidence: what
+    ``_Ctx.terms`` gives (the terms in the query's order, meta terms last, as "field:text")."""
+    terms = query.terms
+    shown = [t for k, t in enumerate(terms) if mask >> k & 1]
+    texts = [t.text for t in shown if t.field not in META_FIELDS]
+    if not query.simple:  # _terms_in_evidence: every term whose text is evidence
+        seen = set(texts)
+        texts = [t.text for t in terms if t.field not in META_FIELDS and t.text in seen]
+    return list(dict.fromkeys(texts + [f"{t.field}:{t.text}" for t in shown if t.field in META_FIELDS]))
+
+
 def _meta_stream(article: Article) -> str:
     parts = [_META_MARK["entity"] + _meta_value(e.name) for e in article.entities]
     if article.source:
@@ -1237,11 +1328,14 @@ def _gc_paused() -> Iterator[None]:
 class WatchMatcher:
     """An immutable index of watches; ``match`` finds every watch an article hits."""
 
-    def __init__(self, watches: Iterable[Watch | CompiledWatch], *, plurals: bool = False) -> None:
+    def __init__(self, watches: Iterable[Watch | CompiledWatch], *, plurals: bool = False,
+                 compiled: bool = True) -> None:
+        """``compiled=False`` (or no compiled kernel) matches in Python: the reference the
+        tests hold the kernel to, ~5x slower at 100,000 watches."""
         with _gc_paused():
-            self._build(watches, plurals)
+            self._build(watches, plurals, use_kernel=compiled and watchkernel is not None)
 
-    def _build(self, watches: Iterable[Watch | CompiledWatch], plurals: bool) -> None:
+    def _build(self, watches: Iterable[Watch | CompiledWatch], plurals: bool, use_kernel: bool) -> None:
         compiled = [w if isinstance(w, CompiledWatch) else compile_watch(w, plurals=plurals)
                     for w in watches]
         self._compiled: dict[str, CompiledWatch] = {c.watch.id: c for c in compiled}
@@ -1275,17 +1369,51 @@ class WatchMatcher:
         for q, query in enumerate(self._queries):
             for key in query.keys:
                 self._wake.setdefault(key, []).append(q)
-        # The automaton holds every term's keys, not only the prefilter keys: which keys an
-        # article holds then settles most terms without searching the text (see Term.ev).
+        # The automaton (or the kernel's trie) holds every term's keys, not only the prefilter
+        # keys: which keys an article holds then settles most terms without searching the
+        # text (see Term.ev).
+        keys = list(dict.fromkeys(k for query in self._queries for t in query.terms for k in t.keys))
+        key_ids = {key: n for n, key in enumerate(keys)}
+        self._keys = keys
+        # (query << MAX_DECIDED_TERMS) | bitmask, or the kernel's (query, evidence bitmask) ->
+        # its hits, () when it does not match
+        self._outcomes: dict[Any, list[tuple[int, WatchHit]] | tuple[()]] = {}
+        self._kernel = self._build_kernel(key_ids) if use_kernel and self._wake else None
+        if self._kernel is not None:
+            return
         self._automaton = ahocorasick.Automaton(ahocorasick.STORE_ANY)
-        add = self._automaton.add_word
-        key_ids: dict[str, int] = {}
-        for key in dict.fromkeys(k for query in self._queries for t in query.terms for k in t.keys):
-            add(key, key)
-            key_ids[key] = len(key_ids)
+        for key in keys:
+            self._automaton.add_word(key, key)
         if self._wake:
             self._automaton.make_automaton()
         self._build_decided(key_ids)
+
+    def _build_kernel(self, key_ids: dict[str, int]) -> watchkernel.Kernel:
+        """The compiled kernel over this matcher's keys and queries: per key the queries it
+        wakes; per query its kind, program, terms (fields, key ids) and members' ranks."""
+        queries, members = self._queries, self._members
+        wake: list[list[int]] = [[] for _ in key_ids]
+        for key, woken in self._wake.items():
+            wake[key_ids[key]] = woken
+        static_hits: list[WatchHit | None] = [None] * len(self._list)
+        runs = []
+        for query, watches in zip(queries, members, strict=True):
+            ranks = [rank for rank, _, _ in watches]
+            plan = query.plan
+            if plan is None:
+                runs.append((0, (), (), ranks, None, None))
+                continue
+            program, terms, labels = plan
+            kind = 2
+            if query.static is not None:  # one hit per watch, made here
+                kind = 1
+                for rank, watch_id, name in watches:
+                    static_hits[rank] = WatchHit(watch_id, name, query.static)
+            runs.append((kind, program,
+                         [(fields, tuple(map(key_ids.__getitem__, keys))) for fields, keys in terms],
+                         ranks, labels, [(watch_id, name) for _, watch_id, name in watches]))
+        return watchkernel.Kernel(list(key_ids), wake, runs, static_hits, MAX_OUTCOMES,
+                                  _joined_tokens, WatchHit)
 
     def _build_decided(self, key_ids: dict[str, int]) -> None:
         """The arrays behind key-decided queries (see ``_decided_hits``): per query, one bit
@@ -1303,11 +1431,54 @@ class WatchMatcher:
         keys, bits = zip(*flat, strict=True) if flat else ((), ())
         self._slot_key = np.fromiter(map(key_ids.__getitem__, keys), dtype=np.int64, count=total)
         self._slot_bit = np.array(bits, dtype=np.int64)
-        # (query << MAX_DECIDED_TERMS) | bitmask -> its hits, () when it does not match
-        self._outcomes: dict[int, list[tuple[int, WatchHit]] | tuple[()]] = {}
 
     def __len__(self) -> int:
         return len(self.watches)
+
+    def _kernel_match(self, article: Article, woken: bool = False) -> tuple[_Ctx | None, Any]:
+        """The compiled kernel's result for an article, and the context of the queries it left
+        to Python (None when it left none)."""
+        assert self._kernel is not None
+        result = self._kernel.match(article.title, article.text, _meta_stream(article), woken)
+        ctx = None
+        if result.rest:
+            ctx = _Ctx(article, (_Field(article.title), _Field(article.text)))
+            keys = self._keys
+            ctx.keys = {keys[k] for k in result.keys}
+        return ctx, result
+
+    def _match_compiled(self, article: Article) -> list[WatchHit]:
+        ctx, result = self._kernel_match(article)
+        others: list[tuple[int, WatchHit]] = []
+        for q, mask in result.pending:  # first seen: made here, remembered by the kernel
+            query = self._queries[q]
+            terms = query.shown.get(mask)
+            if terms is None:
+                terms = _evidence_terms(query, mask)
+                if len(query.shown) < MAX_QUERY_OUTCOMES:
+                    query.shown[mask] = terms  # kept by the query: rebuilds keep it
+            hits = [WatchHit(watch_id, name, terms) for _, watch_id, name in self._members[q]]
+            self._kernel.remember(q, mask, hits)  # type: ignore[union-attr]
+            others += zip([rank for rank, _, _ in self._members[q]], hits, strict=True)
+        if ctx is not None:
+            others += self._walked_hits(ctx, result.rest)
+        if others:
+            others.sort(key=itemgetter(0))
+        return result.merged(others)
+
+    def _walked_hits(self, ctx: _Ctx, queries: Iterable[int]) -> list[tuple[int, WatchHit]]:
+        """The hits of the queries whose trees are walked in Python."""
+        ranked: list[tuple[int, WatchHit]] = []
+        for q in queries:
+            query = self._queries[q]
+            if not query.proven and not query.root.ev(ctx):
+                continue
+            if query.static is not None:
+                ranked += self._static_hits(q)
+                continue
+            terms = ctx.terms(query)
+            ranked += [(rank, WatchHit(watch_id, name, terms)) for rank, watch_id, name in self._members[q]]
+        return ranked
 
     def _candidate_queries(self, article: Article) -> tuple[_Ctx, set[int]]:
         fields = (_Field(article.title), _Field(article.text))
@@ -1326,6 +1497,10 @@ class WatchMatcher:
         """The per-article context and the indexes of watches whose prefilter keys occur."""
         if not self._wake:
             return _Ctx(article, (_Field(article.title), _Field(article.text))), set()
+        if self._kernel is not None:
+            queries = self._kernel_match(article, woken=True)[1].woken
+            ctx = _Ctx(article, (_Field(article.title), _Field(article.text)))
+            return ctx, {n for q in queries for n in self._indexes[q]}
         ctx, queries = self._candidate_queries(article)
         return ctx, {n for q in queries for n in self._indexes[q]}
 
@@ -1339,6 +1514,8 @@ class WatchMatcher:
             article = Article(id="", title=article, text=text or "")
         if not self._wake:
             return []
+        if self._kernel is not None:
+            return self._match_compiled(article)
         ctx, found = self._candidate_queries(article)
         rest: Iterable[int] = found
         ranked: list[tuple[int, WatchHit]] = []
@@ -1347,16 +1524,7 @@ class WatchMatcher:
             decided = self._decided[woken]
             ranked = self._decided_hits(ctx, woken[decided])
             rest = woken[~decided].tolist()
-        queries, members = self._queries, self._members
-        for q in rest:
-            query = queries[q]
-            if not query.proven and not query.root.ev(ctx):
-                continue
-            if query.static is not None:
-                ranked += self._static_hits(q)
-                continue
-            terms = ctx.terms(query)
-            ranked += [(rank, WatchHit(watch_id, name, terms)) for rank, watch_id, name in members[q]]
+        ranked += self._walked_hits(ctx, rest)
         ranked.sort(key=itemgetter(0))
         return [hit for _, hit in ranked]
 

@@ -29,6 +29,9 @@ def test_compose_runs_kraft_kafka_and_a_worker_on_it() -> None:
 
 def test_dockerfile_copies_what_the_package_needs() -> None:
     dockerfile = (REPO / "Dockerfile").read_text()
-    for path in ("pyproject.toml", "streams", "agents"):
+    for path in ("pyproject.toml setup.py", "streams", "agents"):
         assert f"COPY {path}" in dockerfile
-        assert (REPO / path).exists()
+        assert all((REPO / p).exists() for p in path.split())
+    # the compiled kernel needs a compiler in the build stage, and the runtime gets the wheels
+    assert "FROM python:3.11 AS build" in dockerfile and "COPY --from=build /wheels" in dockerfile
+    assert "COPY streams/samples" in dockerfile  # the compose file's watches file

@@ -111,12 +111,26 @@ class _Gen:
         return out
 
 
+def _python_matcher(monkeypatch: pytest.MonkeyPatch, mode: str) -> None:
+    """Matchers built from here on match in Python: in bulk from the keys found
+    (``key-decided``) or tree by tree (``trees``)."""
+    monkeypatch.setattr(watches_module, "watchkernel", None)
+    monkeypatch.setattr(watches_module, "MIN_DECIDED_BATCH", 0 if mode == "key-decided" else 10**9)
+
+
+def test_the_compiled_kernel_is_built() -> None:
+    # pip install -e . compiles it; without it matching falls back to Python, ~5x slower
+    assert watches_module.watchkernel is not None
+    assert WatchMatcher([make_watch("w", "Taiwan Strait")])._kernel is not None
+
+
 @pytest.mark.parametrize("plurals", [False, True])
-@pytest.mark.parametrize("batch", [0, 10**9], ids=["key-decided", "trees"])
-def test_match_equals_exhaustive_on_bbc_articles(plurals: bool, batch: int,
+@pytest.mark.parametrize("mode", ["compiled", "key-decided", "trees"])
+def test_match_equals_exhaustive_on_bbc_articles(plurals: bool, mode: str,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
-    # Both ways of settling candidates: in bulk from the keys found, and tree by tree.
-    monkeypatch.setattr(watches_module, "MIN_DECIDED_BATCH", batch)
+    # The compiled kernel, and Python's two ways of settling candidates.
+    if mode != "compiled":
+        _python_matcher(monkeypatch, mode)
     rng = random.Random(11 + plurals)
     articles = _bbc(80, seed=3)
     watches = _Gen(articles[:40], rng).watches(1500)
@@ -137,7 +151,7 @@ def test_match_equals_exhaustive_on_bbc_articles(plurals: bool, batch: int,
 
 def test_remembered_outcomes_survive_a_rebuild_and_stay_bounded(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(watches_module, "MIN_DECIDED_BATCH", 0)
+    _python_matcher(monkeypatch, "key-decided")
     words = ["alpha", "beta", "gamma", "delta", "eps", "zeta"]
     query = " OR ".join(words) + " NOT omega"  # 2**6 ways to match, and the NOT
     watch = make_watch("w", query)

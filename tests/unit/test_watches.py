@@ -411,10 +411,13 @@ class _QueryGen:
         return self.rng.choice(self.words) + ("*" if self.rng.random() < 0.2 else "")
 
 
-@pytest.mark.parametrize("batch", [0, 10**9], ids=["key-decided", "trees"])
-def test_prefilter_never_drops_a_true_match(batch: int, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(watches_module, "MIN_DECIDED_BATCH", batch)
-    """Every watch evaluated in full (no prefilter) must give exactly what the matcher gives."""
+@pytest.mark.parametrize("mode", ["compiled", "key-decided", "trees"])
+def test_prefilter_never_drops_a_true_match(mode: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every watch evaluated in full (no prefilter) must give exactly what the matcher gives:
+    the compiled kernel, and Python's two ways (in bulk from the keys found, tree by tree)."""
+    if mode != "compiled":
+        monkeypatch.setattr(watches_module, "watchkernel", None)
+        monkeypatch.setattr(watches_module, "MIN_DECIDED_BATCH", 0 if mode == "key-decided" else 10**9)
     rng = random.Random(4)
     texts = _seed_texts() or ["The Taiwan Strait drills. Crisis-communications plans."]
     words = [w for t in texts for w in re.findall(r"[A-Za-z][A-Za-z'-]+", t)][:4000]
