@@ -122,9 +122,9 @@ import ahocorasick
 import numpy as np
 
 try:
-    from agents import watchkernel
+    import agents.watchkernel as watchkernel
 except ImportError:  # not compiled (pip install -e . builds it): the pure-Python matcher
-    watchkernel = None
+    watchkernel = None  # type: ignore[assignment]
 
 from streams.errors import WatchError
 from streams.records import Article, Match, Watch, WatchHit, stable_id
@@ -1389,31 +1389,10 @@ class WatchMatcher:
         self._build_decided(key_ids)
 
     def _build_kernel(self, key_ids: dict[str, int]) -> watchkernel.Kernel:
-        """The compiled kernel over this matcher's keys and queries: per key the queries it
-        wakes; per query its kind, program, terms (fields, key ids) and members' ranks."""
-        queries, members = self._queries, self._members
-        wake: list[list[int]] = [[] for _ in key_ids]
-        for key, woken in self._wake.items():
-            wake[key_ids[key]] = woken
-        static_hits: list[WatchHit | None] = [None] * len(self._list)
-        runs = []
-        for query, watches in zip(queries, members, strict=True):
-            ranks = [rank for rank, _, _ in watches]
-            plan = query.plan
-            if plan is None:
-                runs.append((0, (), (), ranks, None, None))
-                continue
-            program, terms, labels = plan
-            kind = 2
-            if query.static is not None:  # one hit per watch, made here
-                kind = 1
-                for rank, watch_id, name in watches:
-                    static_hits[rank] = WatchHit(watch_id, name, query.static)
-            runs.append((kind, program,
-                         [(fields, tuple(map(key_ids.__getitem__, keys))) for fields, keys in terms],
-                         ranks, labels, [(watch_id, name) for _, watch_id, name in watches]))
-        return watchkernel.Kernel(list(key_ids), wake, runs, static_hits, MAX_OUTCOMES,
-                                  _joined_tokens, WatchHit)
+        """The compiled kernel over this matcher's keys and queries (it reads each query's
+        ``plan`` and ``static``, and the members of each)."""
+        return watchkernel.Kernel(key_ids, self._wake, self._queries, self._members,
+                                  len(self._list), MAX_OUTCOMES, _joined_tokens, WatchHit)
 
     def _build_decided(self, key_ids: dict[str, int]) -> None:
         """The arrays behind key-decided queries (see ``_decided_hits``): per query, one bit

@@ -249,6 +249,7 @@ cdef class Kernel:
     cdef Py_ssize_t outcome_limit
     cdef list outcome_hits  # per remembered outcome: the hit of each member, in member order
     cdef int32_t generation
+    cdef bint forget_due
     cdef int32_t stamp
     # per-article scratch, reset after each article
     cdef uint8_t[::1] key_fields
@@ -291,31 +292,32 @@ cdef class Kernel:
         PyMem_Free(self.tok_hash)
         PyMem_Free(self.folded)
 
-    def __init__(self, list keys, list wake, list queries, list static_hits, int max_outcomes,
-                 fold, hit_type):
-        """``keys``: every key, by id: a space, then tokens, ending in a space when the last
-        token is whole (else it is a wildcard prefix). ``wake``: per key id, the queries it
-        wakes. ``queries``: per query, ``(kind, program, terms, member ranks)`` with ``terms``
-        ``(fields bitmask, key ids)`` each (kind 0: program and terms empty).
-        ``static_hits``: by rank, the hit of each watch whose query is of kind 1.
-        ``max_outcomes``: (query, evidence) hit lists remembered before forgetting them all.
-        ``fold(text)``: the text's folded tokens joined by spaces, for texts with non-ASCII
-        letters or digits. ``hit_type(watch_id, name, terms)`` makes a hit."""
+    def __init__(self, dict key_ids, dict wake, list queries, list members, Py_ssize_t watches,
+                 int max_outcomes, fold, hit_type):
+        """``key_ids``: every key and its id; a key is a space, then tokens, ending in a space
+        when the last token is whole (else it is a wildcard prefix). ``wake``: key -> the
+        queries it wakes. ``queries``: ``agents.watches._Query`` objects (their ``plan``:
+        program, terms' fields and keys, labels; and ``static``: the terms a hit names when
+        they never vary); ``members``: per query its watches' ``(rank, watch_id, name)``;
+        ``watches``: how many. ``max_outcomes``: (query, evidence) hit lists remembered before
+        forgetting them all. ``fold(text)``: the text's folded tokens joined by spaces, for
+        texts with non-ASCII letters or digits. ``hit_type(watch_id, name, terms)``: a hit."""
         import numpy as np
+        cdef list keys = list(key_ids)
+        cdef list by_key = [()] * len(keys)
         self.fold = fold
         self.hit_type = hit_type
-        self.labels = [run[4] for run in queries]
-        self.watches = [run[5] if run[0] == 2 else None for run in queries]
         self._build_trie(keys)
-        self._build_queries(queries, wake, static_hits)
+        for key, woken in wake.items():
+            by_key[<Py_ssize_t>key_ids[key]] = woken
+        self._build_queries(queries, members, watches, key_ids, by_key)
         offsets = [0]
         flat = []
-        for woken in wake:
+        for woken in by_key:
             flat.extend([self.q_at[q] for q in woken])
             offsets.append(len(flat))
         self.wake_off = np.array(offsets, dtype=np.int32)
         self.wake_at = np.array(flat, dtype=np.int32)
-        self.static_hits = static_hits
         self.outcome_limit = max(1, max_outcomes)
         self._forget()
         self.key_fields = np.zeros(len(keys), dtype=np.uint8)
@@ -324,10 +326,16 @@ cdef class Kernel:
         if self.touched == NULL:
             raise MemoryError()
 
+    @property
+    def remembered(self) -> int:
+        """How many (query, evidence) hit lists are remembered now."""
+        return len(self.outcome_hits)
+
     cdef void _forget(self):
         """Forget every remembered outcome. A new list, not a cleared one: a ``Hits`` made
         before still holds the old list, and through it the hits it borrows."""
         self.outcome_hits = []
+        self.forget_due = False
         self.generation += 1  # every run's remembered outcomes are stale
 
     @cython.wraparound(True)
@@ -399,23 +407,46 @@ cdef class Kernel:
         self.n_plen_off = np.array(offs, dtype=np.int32)
         self.plens = np.array(flat, dtype=np.int32)
 
-    def _build_queries(self, list queries, list wake, list static_hits):
+    def _build_queries(self, list queries, list members, Py_ssize_t watches, dict key_ids,
+                       list by_key):
+        """Lay out each query's run (in the order the keys wake them); make the hit of every
+        watch whose query's hits never vary (kind 1)."""
         import numpy as np
-        cdef Py_ssize_t q, n = 0, cap = 1 << 16, need, o, rec, k
+        cdef Py_ssize_t q, n = 0, cap = 1 << 16, need, o, k, r
         cdef int32_t* data = <int32_t*>PyMem_Malloc(cap * sizeof(int32_t))
         cdef int32_t* grown
         cdef int32_t[::1] at
-        cdef tuple spec
+        cdef int kind
+        cdef tuple plan, program, terms, spec, member
+        cdef list group
         cdef PyObject* hit
         self.q_at = at = np.zeros(len(queries), dtype=np.int32)
-        order = list(dict.fromkeys([q for woken in wake for q in woken]))
+        self.static_hits = [None] * watches
+        self.labels = [None] * len(queries)
+        self.watches = [None] * len(queries)
+        order = list(dict.fromkeys([q for woken in by_key for q in woken]))
         if len(order) < len(queries):
             placed = set(order)
             order += [q for q in range(len(queries)) if q not in placed]
         try:
             for q in order:
-                kind, program, terms, ranks = (<tuple>queries[q])[:4]
-                need = H_SIZE + len(terms) + len(program) + 3 * len(ranks) + SEEN_SLOTS * SEEN_INTS
+                query = queries[q]
+                group = <list>members[q]
+                plan = query.plan
+                if plan is None:
+                    kind, program, terms = 0, (), ()
+                else:
+                    program, terms = <tuple>plan[0], <tuple>plan[1]
+                    static = query.static
+                    if static is None:
+                        kind = 2
+                        self.labels[q] = plan[2]
+                        self.watches[q] = [(member[1], member[2]) for member in group]
+                    else:
+                        kind = 1
+                        for member in group:
+                            self.static_hits[member[0]] = self.hit_type(member[1], member[2], static)
+                need = H_SIZE + len(terms) + len(program) + 3 * len(group) + SEEN_SLOTS * SEEN_INTS
                 for spec in terms:
                     need += 2 + len(<tuple>spec[1])
                 while n + need > cap:
@@ -431,7 +462,7 @@ cdef class Kernel:
                 data[o + H_KIND] = kind
                 data[o + H_TERMS] = len(terms)
                 data[o + H_PROGRAM] = len(program)
-                data[o + H_MEMBERS] = len(ranks)
+                data[o + H_MEMBERS] = len(group)
                 n = o + H_SIZE + len(terms)
                 for k in range(len(program)):
                     data[n + k] = program[k]
@@ -442,13 +473,14 @@ cdef class Kernel:
                     data[n] = spec[0]
                     data[n + 1] = len(<tuple>spec[1])
                     n += 2
-                    for rec in spec[1]:
-                        data[n] = rec
+                    for key in <tuple>spec[1]:
+                        data[n] = key_ids[key]
                         n += 1
                 data[o + H_RANKS] = <int32_t>(n - o)
-                for k in range(len(ranks)):
-                    data[n] = ranks[k]
-                    hit = <PyObject*>static_hits[ranks[k]] if kind == 1 else NULL
+                for member in group:
+                    r = member[0]
+                    data[n] = <int32_t>r
+                    hit = <PyObject*>self.static_hits[r] if kind == 1 else NULL
                     memcpy(data + n + 1, &hit, sizeof(PyObject*))
                     n += 3
                 data[o + H_SEEN] = <int32_t>(n - o)
@@ -466,12 +498,16 @@ cdef class Kernel:
         """The hits (in member order) of a kind-2 query matched with this evidence bitmask:
         later articles get them from the query's run (in a free or stale slot, else the
         slot the mask picks). ``outcome_hits`` keeps each list alive until ``_forget``."""
+        self._remember(query, mask, hits)
+
+    cdef int _remember(self, int32_t query, uint64_t mask, list hits) except -1:
         cdef int32_t* slots
         cdef int32_t* slot
         cdef PyObject** items
         cdef int k
         if len(self.outcome_hits) >= self.outcome_limit:
-            self._forget()
+            # Forgotten at the next match, not now: the Hits of this one borrows from the list
+            self.forget_due = True
         slots = self.qdata + self.q_at[query]
         slots += slots[H_SEEN]
         slot = slots + SEEN_INTS * (mask % SEEN_SLOTS)
@@ -484,6 +520,7 @@ cdef class Kernel:
         slot[0] = self.generation
         memcpy(slot + 1, &mask, sizeof(uint64_t))
         memcpy(slot + 3, &items, sizeof(PyObject**))
+        return 0
 
     cdef int _make_hits(self, int32_t query, uint64_t mask) except -1:
         """Make and remember the hits of a kind-2 query matched with this evidence: each
@@ -494,7 +531,7 @@ cdef class Kernel:
             if mask >> bit & 1:
                 terms.append(label)
         hit_type = self.hit_type
-        self.remember(query, mask, [hit_type(watch_id, name, terms)
+        self._remember(query, mask, [hit_type(watch_id, name, terms)
                                     for watch_id, name in <list>self.watches[query]])
         return 0
 
@@ -821,6 +858,9 @@ cdef class Kernel:
         cdef const int32_t* members
         cdef bint v
         cdef uint64_t m
+        if self.forget_due:
+            self._forget()
+            remembered = self.outcome_hits
         result.holders = [self.static_hits, remembered]
         self.occ_n = 0
         self.touched_n = 0

@@ -1,0 +1,74 @@
+"""The compiled kernel's own edges (``agents/watchkernel.pyx``): its folding, its buffers
+growing past their first size, the outcomes it remembers (bounded), and queries whose hits
+Python names. Every check holds it to ``WatchMatcher.match_exhaustive``."""
+
+from __future__ import annotations
+
+import pytest
+
+import agents.watches as watches_module
+from agents.watches import WatchMatcher, make_watch
+from streams.records import Article, Entity, Watch
+
+
+def _same(matcher: WatchMatcher, article: Article) -> list[str]:
+    """The names of the watches hit, after checking them against the plain evaluation."""
+    assert matcher._kernel is not None
+    hits = matcher.match(article)
+    assert hits == [h for h, _ in matcher.match_exhaustive(article)]
+    return [h.watch_name for h in hits]
+
+
+def _watches(*queries: str) -> list[Watch]:
+    return [make_watch(f"w{n}", q) for n, q in enumerate(queries)]
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("It cost £5bn — “a record” at the café", ["w0", "w1", "w2"]),  # é: Python folds it
+    ("It cost £5bn — “a record”", ["w0", "w1"]),  # folded here: £ — “ ” are separators
+    ("IT COST 5BN_A RECORD", ["w0", "w1"]),  # an underscore separates, as in streams.text
+    ("Zürich: 5bn, a record", ["w0", "w1"]),
+    ("東京 5bn a record", ["w0", "w1"]),  # 4-byte-wide text
+    ("", []),
+])
+def test_folding_matches_the_shared_tokenizer(text: str, expected: list[str]) -> None:
+    matcher = WatchMatcher(_watches("5bn", '"a record"', "cafe"))
+    assert _same(matcher, Article(id="a", title="", text=text)) == expected
+    assert _same(matcher, Article(id="a", title=text, text="")) == expected
+
+
+def test_buffers_grow_past_their_first_size() -> None:
+    # 1,200 tokens (token buffers), 1,200 key occurrences (occurrence list), a NEAR over
+    # hundreds of places (span buffer) and 1,500 hits (hit buffer) in one article.
+    text = " ".join(["China drills near Taiwan"] * 300)
+    queries = ["china", "drills OR exercises", '"near taiwan"~']
+    watches = [make_watch(f"w{n:04}", queries[n % 3]) for n in range(1497)]
+    watches += _watches("china NEAR/2 taiwan", "(china OR drills) NEAR/1 taiwan", "china NEAR/0 taiwan")
+    matcher = WatchMatcher(watches)
+    assert len(_same(matcher, Article(id="a", title="China", text=text))) == 1500  # "Taiwan China"
+
+
+def test_remembered_outcomes_are_bounded_and_hits_stay_right(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(watches_module, "MAX_OUTCOMES", 4)
+    words = ["alpha", "beta", "gamma", "delta", "eps"]
+    query = " OR ".join(words)  # 31 sets of terms a hit can name
+    watches = [make_watch("shared", query), make_watch("shared too", query),
+               make_watch("near", "alpha NEAR/3 (beta OR gamma)")]
+    matcher = WatchMatcher(watches)
+    articles = [Article(id=str(n), title="", text=" ".join(
+        w for k, w in enumerate(words) if n >> k & 1)) for n in range(1, 32)]
+    for _ in range(2):  # the second round recalls what is still remembered
+        for article in articles:
+            _same(matcher, article)
+            assert matcher._kernel.remembered <= 4 + 2  # forgotten at the next article
+
+
+def test_queries_whose_terms_share_a_label_are_named_by_python() -> None:
+    # "china" twice (scoped and not): the kernel hands the naming back (Hits.pending)
+    matcher = WatchMatcher(_watches("title:china OR (china AND drills)", "china NOT taiwan",
+                                    'entity:"Xi Jinping" OR xi'))
+    article = Article(id="a", title="Drills", text="China drills", entities=[Entity("Xi Jinping", "per")])
+    assert _same(matcher, article) == ["w0", "w1", "w2"]
+    assert matcher.match(article)[0].terms == ["china", "drills"]
+    assert matcher.match(article)[2].terms == ["entity:Xi Jinping"]
