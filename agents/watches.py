@@ -72,28 +72,31 @@ least one of them: for OR every branch's, for AND/NEAR the branch that looks rar
 word frequencies from wordfreq, news-common words such as "government" or "bbc" counted as
 common, a phrase rarer than its rarest word); NOT never counts. A term's key is its folded
 phrase with single spaces (" taiwan strait "); a wildcard's is a token prefix (" commun");
-with plurals it is every exact plural form (" strait ", " straits "). One Aho-Corasick
-automaton (pyahocorasick) holds the keys of every term of every watch and runs once per
-article over the folded stream ``" title tokens \0 text tokens \0 meta "`` (entities, source
-and language appended as marked pseudo-tokens). The keys it finds settle most terms without
-searching the text (no key: the term is absent; a key that is the whole term: present), and
-wake up only the watches whose required keys occur, so the work per article follows how
-many watches could match, not how many exist.
+with plurals it is every exact plural form (" strait ", " straits "). Watches with the same
+query share one parsed query (compiled once, cached by query text) and one evaluation.
 
-Watches with the same query share one parsed query (compiled once, cached by query text) and
-one evaluation per article; a query that is a term or an OR of terms whose keys prove them is
-a hit as soon as a key occurs. Most queries are *key-decided*: no NEAR, and every term proven
-by its keys, so whether one matches, and on which terms, is a function of which of its terms
-occur. When an article wakes many candidates (``MIN_DECIDED_BATCH``), numpy gives each
-key-decided one the bitmask of its terms present in one pass, and each (query, bitmask)
-outcome is worked out once, by the tree, and remembered (``MAX_OUTCOMES``): a desk's articles
-show the same few combinations of a query's terms again and again. Only the other candidates
-(NEAR, title:/text: scopes, mid-phrase wildcards) walk their trees. A hit carries the terms
-that matched; where they matched (offsets, snippets) is made by ``WatchMatcher.evidence`` only
-when asked (the alert stage, for the alerts it sends), once per term and place, and shared by
-every watch that shows it.
+The per-article loop is compiled (``agents/watchkernel.pyx``, Cython; built by
+``pip install -e .``): a token trie of every term's keys is walked over the article's folded
+title, body and meta pseudo-tokens (entities, source, language), which finds every key and
+where; the keys found wake only the queries they are required keys of, so the work per
+article follows how many watches could match, not how many exist. A query whose every term
+occurs exactly where one of its keys does (nearly all: not a plural past ``MAX_KEY_VARIANTS``
+forms or a mid-phrase wildcard) runs as a small postfix program, AND / OR / NOT over its
+terms and NEAR over the places the scan recorded, giving whether it matched and which terms
+are evidence. Each watch's hit is made once when its terms never vary (no OR, no NEAR), else
+once per set of terms shown (``Kernel.remember``, at most ``MAX_OUTCOMES`` at a time, then
+forgotten); hits come out in name order by a radix sort of ranks. The other queries walk
+their trees in Python. Without the compiled module (``WatchMatcher(..., compiled=False)``,
+or no C compiler) the same matching runs in Python: an Aho-Corasick automaton
+(pyahocorasick) over the folded stream ``" title \0 text \0 meta "``, and for
+*key-decided* queries (no NEAR, every term proven by its keys) a numpy bitmask of terms
+present per candidate whose outcome is remembered per query (``MAX_QUERY_OUTCOMES``). The
+tests hold all three ways to ``match_exhaustive``. A hit carries the terms that matched;
+where they matched (offsets, snippets) is made by ``WatchMatcher.evidence`` only when asked
+(the alert stage, for the alerts it sends), once per term and place, and shared by every
+watch that shows it.
 
-Building a matcher for 100,000 compiled watches takes well under a second (compiling them
+Building a matcher for 100,000 compiled watches takes about 1.3 s (compiling them
 from scratch, as at a worker's start, a few seconds more: ``stage`` compiles each watch as it
 arrives). ``WatchRegistry.apply`` rebuilds synchronously (fine for a handful of watches or
 tests); a worker should call ``WatchRegistry.stage`` for each change it reads and then
@@ -114,6 +117,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
+from itertools import chain
 from operator import itemgetter
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -865,6 +869,7 @@ class _Query:
     # Key-decided (whether it matches, and on which terms, follows from which terms' keys
     # occur): each (term, key) as the key and the term's bit; () for other queries.
     slots: tuple[tuple[str, int], ...]
+    all_keys: tuple[str, ...]  # every key of every term, for the matcher's automaton or trie
     # What the compiled kernel runs (``_kernel_plan``); None when a term is not characterised
     # by its keys, and Python walks the tree.
     plan: _Plan | None
@@ -885,7 +890,7 @@ def _compile_query(query: str, plurals: bool) -> _Query:
     decided = simple and len(terms) <= MAX_DECIDED_TERMS and all(t.proven for t in terms)
     slots = tuple((key, 1 << bit) for bit, t in enumerate(terms) for key in t.keys) if decided else ()
     return _Query((query, plurals), root, terms, keys, _proves(root), simple, _static_terms(root),
-                  slots, _kernel_plan(root, terms))
+                  slots, tuple(k for t in terms for k in t.keys), _kernel_plan(root, terms))
 
 
 # A query for the compiled kernel: its postfix program of (opcode, argument) pairs; per term
@@ -1372,7 +1377,7 @@ class WatchMatcher:
         # The automaton (or the kernel's trie) holds every term's keys, not only the prefilter
         # keys: which keys an article holds then settles most terms without searching the
         # text (see Term.ev).
-        keys = list(dict.fromkeys(k for query in self._queries for t in query.terms for k in t.keys))
+        keys = list(dict.fromkeys(chain.from_iterable(query.all_keys for query in self._queries)))
         key_ids = {key: n for n, key in enumerate(keys)}
         self._keys = keys
         # (query << MAX_DECIDED_TERMS) | bitmask, or the kernel's (query, evidence bitmask) ->

@@ -250,6 +250,7 @@ cdef class Kernel:
     cdef list outcome_hits  # per remembered outcome: the hit of each member, in member order
     cdef int32_t generation
     cdef bint forget_due
+    cdef bint busy
     cdef int32_t stamp
     # per-article scratch, reset after each article
     cdef uint8_t[::1] key_fields
@@ -858,6 +859,8 @@ cdef class Kernel:
         cdef const int32_t* members
         cdef bint v
         cdef uint64_t m
+        if self.busy:  # its scratch state is per kernel; a thread switch mid-match would share it
+            raise RuntimeError("Kernel.match is not reentrant: match in one thread at a time")
         if self.forget_due:
             self._forget()
             remembered = self.outcome_hits
@@ -869,6 +872,7 @@ cdef class Kernel:
             for k in range(self.q_at.shape[0]):
                 self.qdata[self.q_at[k] + H_STAMP] = 0
             self.stamp = 1
+        self.busy = True
         try:
             self._scan_text(title, 0)
             self._scan_text(text, 1)
@@ -916,6 +920,7 @@ cdef class Kernel:
                         ranked[r].hit = items[r]
                     result.n_ranked += count
         finally:
+            self.busy = False
             for k in range(self.touched_n):
                 key = self.touched[k]
                 self.key_fields[key] = 0
