@@ -65,3 +65,18 @@ def test_bench_runs_on_a_small_input(kafka: EmbeddedKafka, tmp_path: Path) -> No
                                    "two_workers_vs_one", "rss_last_half_change"}
     assert all(isinstance(t["met"], bool) for t in res["targets"].values())
     assert res["config"]["latency_settings"]["producer_linger_ms"] == 2
+
+
+@pytest.mark.timeout(120)
+def test_watch_bench_runs_on_a_small_input() -> None:
+    # Compiled and Python matching, build and evidence columns, on 30 BBC articles.
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    result = subprocess.run(
+        [sys.executable, str(REPO / "bench" / "watch_bench.py"), "--sizes", "10", "300",
+         "--repeats", "1", "--articles", "30"],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=110, check=False)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
+    header, *rows = [line.split() for line in result.stdout.splitlines()
+                     if line.split()[:1] in (["watches"], ["10"], ["300"])]
+    assert "python" in header and [row[0] for row in rows] == ["10", "300"]
+    assert all(float(value.rstrip("%")) >= 0 for row in rows for value in row), rows
