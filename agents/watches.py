@@ -113,6 +113,7 @@ import dataclasses
 import gc
 import re
 import time
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -144,6 +145,7 @@ MAX_TERMS = 50
 MAX_DEPTH = 8
 MAX_PHRASE_TOKENS = 16
 MAX_NEAR = 50
+NEAR_PAIRS_SCANNED = 64  # more pairs of places than this: NEAR bisects (_near_pairs)
 MAX_MATCHES_PER_WATCH = 10
 MAX_DECIDED_TERMS = 40  # a key-decided query's terms are bits of an int64, its index the rest
 MIN_DECIDED_BATCH = 96  # fewer candidates than this: walking their trees costs less than numpy
@@ -342,6 +344,8 @@ class Near(_Node):
         if not left:
             return []
         right = self.right.spans(ctx)  # type: ignore[attr-defined]
+        if len(left) * len(right) > NEAR_PAIRS_SCANNED:
+            return _near_pairs(left, right, self.n)
         n = self.n
         result = []
         for fa, ia, ja, la in left:
@@ -361,6 +365,26 @@ class Near(_Node):
         for _, _, _, leaves in self.spans(ctx):
             for term, f, i, j in leaves:
                 out.add((term.text, f, i, j))
+
+
+_Span = tuple[int, int, int, tuple[tuple["Term", int, int, int], ...]]
+
+
+def _near_pairs(left: list[_Span], right: list[_Span], n: int) -> list[_Span]:
+    """``Near.spans`` for many places (a term repeated all over a long text): each left span
+    pairs only with the right spans starting within ``n`` tokens after it or ending within
+    ``n`` before it, found by bisection in the right spans sorted by start and by end, so the
+    cost follows the pairs made, not every pair of places. The same spans, in another order."""
+    by_start = sorted(right, key=lambda s: (s[0], s[1]))
+    starts = [(s[0], s[1]) for s in by_start]
+    by_end = sorted(right, key=lambda s: (s[0], s[2]))
+    ends = [(s[0], s[2]) for s in by_end]
+    result = []
+    for fa, ia, ja, la in left:
+        after = by_start[bisect_left(starts, (fa, ja + 1)):bisect_right(starts, (fa, ja + 1 + n))]
+        before = by_end[bisect_left(ends, (fa, ia - 1 - n)):bisect_right(ends, (fa, ia - 1))]
+        result += [(fa, min(ia, ib), max(ja, jb), la + lb) for _, ib, jb, lb in after + before]
+    return result
 
 
 _TermProps = tuple[str, float, str, tuple[tuple[int, str, int], ...], tuple[str, ...], bool]

@@ -31,6 +31,7 @@ from cpython.list cimport PyList_GET_ITEM, PyList_New, PyList_SET_ITEM
 from cpython.mem cimport PyMem_Free, PyMem_Malloc, PyMem_Realloc
 from cpython.ref cimport Py_INCREF, PyObject
 from libc.stdint cimport int32_t, uint8_t, uint64_t
+from libc.stdlib cimport qsort
 from libc.string cimport memcmp, memcpy, memmove, memset
 
 cdef extern from "Python.h":
@@ -74,6 +75,7 @@ cdef enum:
     C_SP_OR = 7
     C_SP_NEAR = 8  # arg: n of NEAR/n
     MAX_STACK = 256  # a query has at most 50 terms (agents.watches.MAX_TERMS)
+    NEAR_PAIRS_SCANNED = 64  # agents.watches.NEAR_PAIRS_SCANNED: more pairs, bisect
 
 # A query's run of int32s: a header, then per term the offset of its record, the program,
 # the term records ([fields, key count, key ids...]), per member its rank and (kind 1) its
@@ -130,6 +132,37 @@ ctypedef struct Span:
 ctypedef struct Ranked:
     int32_t rank
     PyObject* hit  # borrowed: the kernel's lists hold it, and the Hits holds them
+
+
+cdef int _by_start(const void* x, const void* y) noexcept nogil:
+    cdef const Span* a = <const Span*>x
+    cdef const Span* b = <const Span*>y
+    if a.f != b.f:
+        return (a.f > b.f) - (a.f < b.f)
+    return (a.i > b.i) - (a.i < b.i)
+
+
+cdef int _by_end(const void* x, const void* y) noexcept nogil:
+    cdef const Span* a = <const Span*>x
+    cdef const Span* b = <const Span*>y
+    if a.f != b.f:
+        return (a.f > b.f) - (a.f < b.f)
+    return (a.j > b.j) - (a.j < b.j)
+
+
+cdef Py_ssize_t _first_at(const Span* spans, Py_ssize_t n, int32_t f, int32_t position,
+                          bint by_end) noexcept nogil:
+    """The first span (sorted by field, then start or end) at or after (f, position)."""
+    cdef Py_ssize_t lo = 0, hi = n, mid
+    cdef int32_t at
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        at = spans[mid].j if by_end else spans[mid].i
+        if spans[mid].f < f or (spans[mid].f == f and at < position):
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
 
 
 cdef int _sort_by_rank(Ranked* items, Py_ssize_t n) except -1:
@@ -766,15 +799,18 @@ cdef class Kernel:
                 ls, ln = seg_start[sp], seg_n[sp]
                 rs, rn = seg_start[sp + 1], seg_n[sp + 1]
                 first = self.spans_n
-                for a in range(ls, ls + ln):
-                    for b in range(rs, rs + rn):
-                        s = self.spans  # _push_span may move it
-                        if s[a].f != s[b].f:
-                            continue
-                        ia, ja, ib, jb = s[a].i, s[a].j, s[b].i, s[b].j
-                        if (ja < ib and ib - ja - 1 <= arg) or (jb < ia and ia - jb - 1 <= arg):
-                            self._push_span(s[a].f, ia if ia < ib else ib, ja if ja > jb else jb,
-                                            s[a].leaves | s[b].leaves)
+                if ln * rn > NEAR_PAIRS_SCANNED:
+                    self._near_pairs(ls, ln, rs, rn, arg)
+                else:
+                    for a in range(ls, ls + ln):
+                        for b in range(rs, rs + rn):
+                            s = self.spans  # _push_span may move it
+                            if s[a].f != s[b].f:
+                                continue
+                            ia, ja, ib, jb = s[a].i, s[a].j, s[b].i, s[b].j
+                            if (ja < ib and ib - ja - 1 <= arg) or (jb < ia and ia - jb - 1 <= arg):
+                                self._push_span(s[a].f, ia if ia < ib else ib, ja if ja > jb else jb,
+                                                s[a].leaves | s[b].leaves)
                 made = self.spans_n - first
                 memmove(self.spans + ls, self.spans + first, made * sizeof(Span))
                 self.spans_n = ls + made
@@ -785,6 +821,43 @@ cdef class Kernel:
         evidence[0] = 0
         for a in range(seg_start[0], seg_start[0] + seg_n[0]):
             evidence[0] |= self.spans[a].leaves
+        return 0
+
+    cdef int _near_pairs(self, Py_ssize_t ls, Py_ssize_t ln, Py_ssize_t rs, Py_ssize_t rn,
+                         int32_t n) except -1:
+        """NEAR over many places (agents.watches._near_pairs): each left span pairs with the
+        right spans that start within ``n`` tokens after it or end within ``n`` before it,
+        found by bisection in copies of the right spans sorted by start and by end."""
+        cdef Span* by_start = <Span*>PyMem_Malloc(rn * sizeof(Span))
+        cdef Span* by_end = <Span*>PyMem_Malloc(rn * sizeof(Span))
+        cdef Py_ssize_t a, b
+        cdef Span left
+        if by_start == NULL or by_end == NULL:
+            PyMem_Free(by_start)
+            PyMem_Free(by_end)
+            raise MemoryError()
+        try:
+            memcpy(by_start, self.spans + rs, rn * sizeof(Span))
+            memcpy(by_end, self.spans + rs, rn * sizeof(Span))
+            qsort(by_start, rn, sizeof(Span), _by_start)
+            qsort(by_end, rn, sizeof(Span), _by_end)
+            for a in range(ls, ls + ln):
+                left = self.spans[a]  # a copy: _push_span may move the buffer
+                b = _first_at(by_start, rn, left.f, left.j + 1, False)
+                while b < rn and by_start[b].f == left.f and by_start[b].i <= left.j + 1 + n:
+                    self._push_span(left.f, left.i if left.i < by_start[b].i else by_start[b].i,
+                                    left.j if left.j > by_start[b].j else by_start[b].j,
+                                    left.leaves | by_start[b].leaves)
+                    b += 1
+                b = _first_at(by_end, rn, left.f, left.i - 1 - n, True)
+                while b < rn and by_end[b].f == left.f and by_end[b].j <= left.i - 1:
+                    self._push_span(left.f, left.i if left.i < by_end[b].i else by_end[b].i,
+                                    left.j if left.j > by_end[b].j else by_end[b].j,
+                                    left.leaves | by_end[b].leaves)
+                    b += 1
+        finally:
+            PyMem_Free(by_start)
+            PyMem_Free(by_end)
         return 0
 
     cdef int _evaluate(self, const int32_t* base, bint* value, uint64_t* evidence) except -1:

@@ -4,6 +4,8 @@ Python names. Every check holds it to ``WatchMatcher.match_exhaustive``."""
 
 from __future__ import annotations
 
+import random
+
 import pytest
 
 import agents.watches as watches_module
@@ -72,3 +74,24 @@ def test_queries_whose_terms_share_a_label_are_named_by_python() -> None:
     assert _same(matcher, article) == ["w0", "w1", "w2"]
     assert matcher.match(article)[0].terms == ["china", "drills"]
     assert matcher.match(article)[2].terms == ["entity:Xi Jinping"]
+
+
+def test_near_pairs_by_bisection_equal_every_pair_checked() -> None:
+    rng = random.Random(5)
+    for _ in range(300):
+        spans = [[(rng.randrange(2), i, i + rng.randrange(3), ((side, i),))
+                  for i in rng.sample(range(60), rng.randrange(1, 25))] for side in range(2)]
+        n = rng.randrange(6)
+        plain = [(fa, min(ia, ib), max(ja, jb), la + lb)
+                 for fa, ia, ja, la in spans[0] for fb, ib, jb, lb in spans[1]
+                 if fa == fb and ((ja < ib and ib - ja - 1 <= n) or (jb < ia and ia - jb - 1 <= n))]
+        assert sorted(watches_module._near_pairs(spans[0], spans[1], n)) == sorted(plain)  # type: ignore[arg-type]
+
+
+@pytest.mark.timeout(60)
+def test_near_over_a_long_repetitive_text_does_not_stall() -> None:
+    # 15,000 places on each side: every pair would be 225 million checks (minutes in Python);
+    # both matchers pair only places within n tokens
+    text = " ".join(["China Taiwan"] * 15000)
+    matcher = WatchMatcher(_watches("china NEAR/3 taiwan", "taiwan NEAR/0 (china OR beijing)"))
+    assert _same(matcher, Article(id="a", title="", text=text)) == ["w0", "w1"]
