@@ -757,6 +757,11 @@ cdef class Kernel:
         self.spans_n += 1
         return 0
 
+    cdef int _push_pair(self, const Span* a, const Span* b) except -1:
+        """The span of two places NEAR pairs: from the first start to the last end."""
+        return self._push_span(a.f, a.i if a.i < b.i else b.i, a.j if a.j > b.j else b.j,
+                               a.leaves | b.leaves)
+
     cdef int _near(self, const int32_t* base, const int32_t* pc, const int32_t* end,
                    bint* value, uint64_t* evidence) except -1:
         """Run a span program: whether it leaves spans, and the terms in them (as Near.spans
@@ -768,7 +773,7 @@ cdef class Kernel:
         cdef Py_ssize_t a, b, first, ls, ln, rs, rn, made
         cdef const int32_t* term
         cdef uint8_t allowed
-        cdef Span* s
+        cdef Span left, right
         self.spans_n = 0
         while pc < end:
             op = pc[0]
@@ -804,13 +809,12 @@ cdef class Kernel:
                 else:
                     for a in range(ls, ls + ln):
                         for b in range(rs, rs + rn):
-                            s = self.spans  # _push_span may move it
-                            if s[a].f != s[b].f:
+                            left, right = self.spans[a], self.spans[b]  # copies: the buffer may move
+                            if left.f != right.f:
                                 continue
-                            ia, ja, ib, jb = s[a].i, s[a].j, s[b].i, s[b].j
+                            ia, ja, ib, jb = left.i, left.j, right.i, right.j
                             if (ja < ib and ib - ja - 1 <= arg) or (jb < ia and ia - jb - 1 <= arg):
-                                self._push_span(s[a].f, ia if ia < ib else ib, ja if ja > jb else jb,
-                                                s[a].leaves | s[b].leaves)
+                                self._push_pair(&left, &right)
                 made = self.spans_n - first
                 memmove(self.spans + ls, self.spans + first, made * sizeof(Span))
                 self.spans_n = ls + made
@@ -845,15 +849,11 @@ cdef class Kernel:
                 left = self.spans[a]  # a copy: _push_span may move the buffer
                 b = _first_at(by_start, rn, left.f, left.j + 1, False)
                 while b < rn and by_start[b].f == left.f and by_start[b].i <= left.j + 1 + n:
-                    self._push_span(left.f, left.i if left.i < by_start[b].i else by_start[b].i,
-                                    left.j if left.j > by_start[b].j else by_start[b].j,
-                                    left.leaves | by_start[b].leaves)
+                    self._push_pair(&left, &by_start[b])
                     b += 1
                 b = _first_at(by_end, rn, left.f, left.i - 1 - n, True)
                 while b < rn and by_end[b].f == left.f and by_end[b].j <= left.i - 1:
-                    self._push_span(left.f, left.i if left.i < by_end[b].i else by_end[b].i,
-                                    left.j if left.j > by_end[b].j else by_end[b].j,
-                                    left.leaves | by_end[b].leaves)
+                    self._push_pair(&left, &by_end[b])
                     b += 1
         finally:
             PyMem_Free(by_start)
@@ -865,7 +865,7 @@ cdef class Kernel:
         terms ``_Ctx.terms`` would name: AND all, OR its true branches, NOT none)."""
         cdef bint vals[MAX_STACK]
         cdef uint64_t masks[MAX_STACK]
-        cdef int sp = 0, k
+        cdef int sp = 0, k, true
         cdef const int32_t* pc = base + H_SIZE + base[H_TERMS]
         cdef const int32_t* end = pc + base[H_PROGRAM]
         cdef int32_t op, arg
@@ -880,25 +880,16 @@ cdef class Kernel:
                 vals[sp] = v
                 masks[sp] = ((<uint64_t>1) << arg) if v else 0
                 sp += 1
-            elif op == C_AND:
+            elif op == C_AND or op == C_OR:  # a false operand's mask is 0 already
                 sp -= arg
-                v = True
+                true = 0
                 m = 0
                 for k in range(sp, sp + arg):
-                    v = v and vals[k]
+                    true += vals[k]
                     m |= masks[k]
+                v = true == arg if op == C_AND else true > 0
                 vals[sp] = v
                 masks[sp] = m if v else 0
-                sp += 1
-            elif op == C_OR:
-                sp -= arg
-                v = False
-                m = 0
-                for k in range(sp, sp + arg):
-                    v = v or vals[k]
-                    m |= masks[k]
-                vals[sp] = v
-                masks[sp] = m
                 sp += 1
             elif op == C_NOT:
                 vals[sp - 1] = not vals[sp - 1]
