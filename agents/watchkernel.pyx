@@ -298,8 +298,8 @@ cdef class Kernel:
     cdef Py_ssize_t folded_n, folded_cap
     cdef object fold  # Python's folding (tokens joined by spaces), for the texts it must do
     cdef object hit_type
-    cdef list labels  # per query: how its hits name their terms (kind 2), or None
-    cdef list watches  # per kind-2 query: its members' (watch_id, name)
+    cdef list labels  # per kind-2 query: (bit, label, ...) naming its hit terms, or None
+    cdef list watches  # per kind-2 query: its members (watch_id, name, ...)
     cdef int32_t* toks  # (start, length) per token
     cdef uint64_t* tok_hash
     cdef Py_ssize_t tok_cap
@@ -474,8 +474,11 @@ cdef class Kernel:
                     static = query.static
                     if static is None:
                         kind = 2
-                        self.labels[q] = plan[2]
-                        self.watches[q] = [(member[1], member[2]) for member in group]
+                        # Flat (bit, label, ...) and (id, name, ...): a first sight touches
+                        # one tuple each, not one per label and per member.
+                        self.labels[q] = None if plan[2] is None else \
+                            tuple([x for pair in <tuple>plan[2] for x in <tuple>pair])
+                        self.watches[q] = tuple([x for member in group for x in (<tuple>member)[1:]])
                     else:
                         kind = 1
                         for member in group:
@@ -556,17 +559,53 @@ cdef class Kernel:
         memcpy(slot + 3, &items, sizeof(PyObject**))
         return 0
 
+    def outcomes(self):
+        """Every (query, evidence bitmask, hits) remembered now, for a rebuilt matcher's
+        kernel to ``remember``: what a worker learned is not lost to a watch change.
+
+        It may run in a rebuild thread while ``match`` runs in the event loop (the GIL can
+        pass between them at a Python call): a slot is written whole between two such
+        points, and the lists it reads are held in ``lists`` until it returns, so a slot
+        either names one of them or is skipped."""
+        cdef dict lists = {}
+        cdef list out = []
+        cdef Py_ssize_t q, k
+        cdef const int32_t* slot
+        cdef const int32_t* base
+        cdef int32_t generation = self.generation
+        cdef uint64_t mask
+        cdef PyObject** items
+        for hits in list(self.outcome_hits):
+            if len(<list>hits):
+                lists[<Py_ssize_t>&(<PyListObject*>hits).ob_item[0]] = hits
+        for q in range(self.q_at.shape[0]):
+            base = self.qdata + self.q_at[q]
+            if base[H_KIND] != 2:
+                continue
+            slot = base + base[H_SEEN]
+            for k in range(SEEN_SLOTS):
+                if slot[0] == generation:
+                    memcpy(&mask, slot + 1, sizeof(uint64_t))
+                    memcpy(&items, slot + 3, sizeof(PyObject**))
+                    hits = lists.get(<Py_ssize_t>items)
+                    if hits is not None:
+                        out.append((q, mask, hits))
+                slot += SEEN_INTS
+        return out
+
     cdef int _make_hits(self, int32_t query, uint64_t mask) except -1:
         """Make and remember the hits of a kind-2 query matched with this evidence: each
         member's, naming the terms the mask shows (all sharing one list)."""
         cdef list terms = []
-        cdef int bit
-        for bit, label in <tuple>self.labels[query]:
-            if mask >> bit & 1:
-                terms.append(label)
+        cdef tuple labels = <tuple>self.labels[query]
+        cdef tuple watches = <tuple>self.watches[query]
+        cdef Py_ssize_t k
+        for k in range(0, len(labels), 2):
+            if mask >> <int>labels[k] & 1:
+                terms.append(labels[k + 1])
         hit_type = self.hit_type
-        self._remember(query, mask, [hit_type(watch_id, name, terms)
-                                    for watch_id, name in <list>self.watches[query]])
+        self._remember(query, mask, [hit_type(watches[k], watches[k + 1], terms)
+                                    for k in range(0, len(watches), 2)])
         return 0
 
     cdef inline PyObject** _recall(self, const int32_t* base, uint64_t mask) noexcept:

@@ -1,6 +1,6 @@
 """The compiled kernel's own edges (``agents/watchkernel.pyx``): its folding, its buffers
-growing past their first size, the outcomes it remembers (bounded), and queries whose hits
-Python names. Every check holds it to ``WatchMatcher.match_exhaustive``."""
+growing past their first size, the outcomes it remembers (bounded, and kept by a rebuild),
+and queries whose hits Python names. Every check holds it to ``WatchMatcher.match_exhaustive``."""
 
 from __future__ import annotations
 
@@ -64,6 +64,42 @@ def test_remembered_outcomes_are_bounded_and_hits_stay_right(
         for article in articles:
             _same(matcher, article)
             assert matcher._kernel.remembered <= 4 + 2  # forgotten at the next article
+
+
+def test_a_rebuild_keeps_the_hits_made_unless_a_query_s_watches_changed() -> None:
+    queries = ["china OR drills OR taiwan", "exercises NEAR/2 taiwan"]
+    articles = [Article(id=str(n), title="", text=text) for n, text in enumerate(
+        ["China drills", "Taiwan", "exercises near Taiwan", "China"])]
+    old = WatchMatcher(_watches(*queries))
+    for article in articles:
+        _same(old, article)
+    learned = old._kernel.remembered
+    assert learned >= 4  # three sets of the OR's terms, one of the NEAR's
+    # An unrelated watch added: every outcome is carried and recalled, none made again
+    same = WatchMatcher(_watches(*queries) + [make_watch("other", "japan")], previous=old)
+    assert same._kernel.remembered == learned
+    for article in articles:
+        _same(same, article)
+    assert same._kernel.remembered == learned
+    # A second watch on the OR's query: its hits (one per watch) are made afresh, with both
+    grown = WatchMatcher(_watches(*queries) + [make_watch("twin", queries[0])], previous=same)
+    assert grown._kernel.remembered == 1  # the NEAR's
+    assert [_same(grown, article) for article in articles] == [
+        ["twin", "w0"], ["twin", "w0"], ["twin", "w0", "w1"], ["twin", "w0"]]
+    # A renamed watch is a new watch (its id is its name's): nothing of the OR's is kept
+    renamed = WatchMatcher([make_watch("w0 renamed", queries[0]), _watches(*queries)[1]],
+                           previous=old)
+    assert renamed._kernel.remembered == 1
+    assert _same(renamed, articles[0]) == ["w0 renamed"]
+
+
+def test_the_registry_rebuilds_on_what_the_worker_learned() -> None:
+    registry = watches_module.WatchRegistry(_watches("china OR drills", "taiwan"))
+    _same(registry.matcher, Article(id="a", title="", text="China drills"))
+    learned = registry.matcher._kernel.remembered
+    assert learned == 1
+    registry.apply("new", make_watch("japan"))
+    assert registry.matcher._kernel.remembered == learned
 
 
 def test_queries_whose_terms_share_a_label_are_named_by_python() -> None:
