@@ -20,6 +20,7 @@ from agents.dedup.evaluate import (
     evaluate_duplicates,
     evaluate_stories,
     evaluate_throughput,
+    time_gap_baseline,
 )
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"  # ../shared beside the repo
@@ -44,6 +45,13 @@ def story_table(data: Path) -> None:
             f"{pw['f1']:>7.3f}{b3['precision']:>7.3f}{b3['recall']:>7.3f}{b3['f1']:>7.3f}"
             f"{r['articles_per_second']:>8.0f}"
         )
+
+
+def time_gap_line(data: Path) -> None:
+    r = time_gap_baseline(data / STORY_SETS[1][0], STORY_SETS[1][1])
+    print(f"uci by time alone (no text; a new story after 10 s without a headline): "
+          f"{r['predicted_stories']} stories, B3 F1 {r['bcubed']['f1']:.3f}: its timestamps "
+          f"are per-story crawl bursts, so only uci-undated measures the text")
 
 
 def duplicate_table(data: Path) -> None:
@@ -75,6 +83,7 @@ def main() -> None:
     parser.add_argument("--no-throughput", action="store_true")
     args = parser.parse_args()
     story_table(args.data)
+    time_gap_line(args.data)
     duplicate_table(args.data)
     if not args.no_throughput:
         throughput_table(args.data)

@@ -6,6 +6,8 @@
   pairwise precision / recall / F1 (over all pairs of articles) and B-cubed precision /
   recall / F1 (per article, averaged), plus articles per second of ``observe`` + ``evict``
   with warm word caches (a running worker's steady state).
+* ``time_gap_baseline(path, label)``: the same replay clustered by time alone (a new story
+  after a gap), to show whether a file's timestamps give its labels away.
 * ``evaluate_duplicates(path)``: the gold duplicates are the articles whose whitespace-
   normalised body equals an earlier article's; reports how many are caught (exact or near)
   and how many distinct articles are wrongly called duplicates.
@@ -37,6 +39,7 @@ __all__ = [
     "pairwise",
     "bcubed",
     "evaluate_stories",
+    "time_gap_baseline",
     "evaluate_duplicates",
     "evaluate_throughput",
 ]
@@ -148,6 +151,23 @@ def evaluate_stories(
         "kinds": dict(kinds),
         "articles_per_second": len(rows) / elapsed if elapsed else float("inf"),
     }
+
+
+def time_gap_baseline(path: Path, label: str, gap_seconds: float = 10.0) -> dict[str, Any]:
+    """A clusterer that reads no text: a new story whenever ``gap_seconds`` pass without an
+    article, in replay order. Where it scores near 1.0 the file's timestamps encode its
+    labels (stories crawled one burst at a time), and a time factor is measured against
+    them: the yardstick for reading a dated score."""
+    rows = [r for r in _replay_order(read_rows(path)) if r.get("published_at")]
+    times = [article_time(row_article(r), 0.0) for r in rows]
+    story, pred = 0, []
+    for previous, now in zip([None, *times], times, strict=False):
+        if previous is not None and now - previous > gap_seconds:
+            story += 1
+        pred.append(str(story))
+    gold = [str(r[label]) for r in rows]
+    return {"articles": len(rows), "predicted_stories": story + 1 if rows else 0,
+            "bcubed": bcubed(pred, gold)}
 
 
 def _warm(articles: list[Article]) -> None:
