@@ -85,8 +85,9 @@ forms or a mid-phrase wildcard) runs as a small postfix program, AND / OR / NOT 
 terms and NEAR over the places the scan recorded, giving whether it matched and which terms
 are evidence. Each watch's hit is made once when its terms never vary (no OR, no NEAR), else
 once per set of terms shown (``Kernel.remember``, at most ``MAX_OUTCOMES`` at a time, then
-forgotten; a rebuild after a watch change keeps them, ``WatchMatcher(previous=)``); hits come out in name order by a radix sort of ranks. The other queries walk
-their trees in Python. Without the compiled module (``WatchMatcher(..., compiled=False)``,
+forgotten; a rebuild after a watch change keeps them, ``WatchMatcher(previous=)``); hits
+come out in name order by a radix sort of ranks. The other queries walk their trees in
+Python. Without the compiled module (``WatchMatcher(..., compiled=False)``,
 or no C compiler) the same matching runs in Python: an Aho-Corasick automaton
 (pyahocorasick) over the folded stream ``" title \0 text \0 meta "``, and for
 *key-decided* queries (no NEAR, every term proven by its keys) a numpy bitmask of terms
