@@ -9,14 +9,15 @@ judged against a partial set.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from agents.watches import WatchRegistry, load_watch_file
+from agents.watches import WatchRegistry, check_watch, load_watch_file
 from streams.app import app, settings
-from streams.client import topic_partitions
+from streams.client import from_the_start
 from streams.errors import BadRecord, WatchError
 from streams.metrics import METRICS
 from streams.records import Watch, decode
@@ -42,6 +43,14 @@ async def watches_loaded() -> None:
         await ready.wait()
 
 
+def _upgraded(watch: Watch) -> Watch:
+    """Before validation was shared (issue 16), ``watch add --rate-limit 0`` stored 0 to
+    mean "the default"; such records stay valid rather than vanish on upgrade."""
+    if watch.rate_limit == 0 and type(watch.rate_limit) is int:
+        return dataclasses.replace(watch, rate_limit=None)
+    return watch
+
+
 def _stage(key: bytes | None, value: bytes | None, where: str) -> None:
     """Record one change; the matcher is rebuilt once per batch, off the event loop."""
     if key is None:
@@ -50,6 +59,10 @@ def _stage(key: bytes | None, value: bytes | None, where: str) -> None:
     watch_id = key.decode("utf-8", "replace")
     try:
         watch = None if value is None else decode(Watch, value)
+        if watch is not None:
+            watch = _upgraded(watch)
+            # Any producer may write here: every field, every type (parsed as stage will).
+            check_watch(watch, plurals=registry.plurals)
         registry.stage(watch_id, watch)
     except (BadRecord, WatchError) as exc:
         log.warning("invalid watch %s at %s ignored: %s", watch_id, where, exc)
@@ -67,14 +80,7 @@ async def _caught_up(consumer: AIOKafkaConsumer, end: dict[TopicPartition, int])
 
 
 async def _follow_once(topic: str) -> None:
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers(settings), group_id=None,
-                                enable_auto_commit=False, auto_offset_reset="earliest")
-    await consumer.start()
-    try:
-        tps = await topic_partitions(consumer, topic)
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
-        end = await consumer.end_offsets(tps)
+    async with from_the_start(bootstrap_servers(settings), topic) as (consumer, end):
         while True:
             batches = await consumer.getmany(timeout_ms=200)
             for tp, messages in batches.items():
@@ -86,8 +92,6 @@ async def _follow_once(topic: str) -> None:
             if not ready.is_set() and await _caught_up(consumer, end):
                 ready.set()
                 log.info("watches ready: %d loaded", len(registry))
-    finally:
-        await consumer.stop()
 
 
 @app.task

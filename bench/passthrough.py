@@ -57,7 +57,7 @@ def topic_names(prefix: str) -> dict[str, str]:
 
 
 # Exactly the client settings of streams/app.py, from the same variables.
-app = faust.App(settings.app_id,
+app = faust.App(settings.group_id,
                 **faust_options(settings, data_name=f"passthrough-{settings.web_port}"))
 
 _names = topic_names(settings.topic_prefix)

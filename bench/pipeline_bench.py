@@ -424,7 +424,7 @@ class Bench:
         if workers > 1:
             # Publish only once every worker has joined the group: a rebalance in the middle
             # of the warm-up can stall Faust (seen once here: a worker idle for minutes).
-            group, deadline = run.settings.app_id, time.monotonic() + 120
+            group, deadline = run.settings.group_id, time.monotonic() + 120
             while True:
                 with contextlib.suppress(Exception):
                     state, members = asyncio.run(_group_members(run.bootstrap, group))

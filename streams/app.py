@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 settings = load_settings()
 
 app = faust.App(
-    settings.app_id,
+    settings.group_id,
     **faust_options(settings, data_name=str(settings.web_port)),
     table_cleanup_interval=60.0,
     logging_config=logging_config(settings.log_format, settings.log_level),

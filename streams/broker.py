@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import ctypes
+import ctypes.util
 import logging
 import os
 import shutil
@@ -24,8 +25,7 @@ import subprocess
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -36,6 +36,8 @@ from streams.settings import Settings
 __all__ = ["EmbeddedKafka", "ensure_kafka_jars", "free_port", "java_available", "wait_for_port"]
 
 log = logging.getLogger(__name__)
+
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 _POM = """<project xmlns="http://maven.apache.org/POM/4.0.0">
   <modelVersion>4.0.0</modelVersion>
@@ -58,13 +60,27 @@ log4j.logger.org.apache.kafka.controller=WARN
 """
 
 
-def _die_with_parent() -> None:
-    """In the child before exec: ask Linux to SIGTERM it when its parent dies, so a worker
-    killed with -9 never leaves an orphan broker behind."""
-    try:
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except OSError:
-        pass  # not Linux: stop() still runs on a normal exit
+def _die_with_parent(parent_pid: int) -> Callable[[], None]:
+    """A ``preexec_fn`` for the broker: in the child, before exec, ask Linux to SIGKILL it
+    when the process that started it dies, so a worker killed with -9 never leaves an
+    orphan broker holding its ports and data folder. SIGKILL, not SIGTERM: a TERM starts
+    Kafka's orderly shutdown, which can take many seconds; Kafka recovers its logs from an
+    unclean stop on the next start, as after a power cut.
+
+    The death signal follows the *thread* that forked, so brokers are started from the main
+    thread. If the parent died between fork and prctl, the signal would never come: the
+    child checks its parent is still the one that forked it and exits if not."""
+
+    def arm() -> None:
+        try:
+            libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+        except (OSError, AttributeError):
+            return  # not Linux: stop() still runs on every normal exit
+        if os.getppid() != parent_pid:
+            os._exit(1)
+
+    return arm
 
 
 def java_available() -> bool:
@@ -106,8 +122,12 @@ def ensure_kafka_jars(settings: Settings) -> Path:
         staging = Path(work) / "libs"
         log.info("fetching Apache Kafka %s jars with Maven (first run only)",
                  settings.kafka_version)
+        # Java takes its user.home from the password file, not $HOME: pass $HOME, so Maven's
+        # repository (~/.m2) is the one of the home this process runs with (a fresh HOME on
+        # CI is then really fresh).
         result = subprocess.run(
-            [mvn, "-q", "-B", "-f", str(pom), "dependency:copy-dependencies",
+            [mvn, "-q", "-B", f"-Duser.home={Path.home()}", "-f", str(pom),
+             "dependency:copy-dependencies",
              f"-DoutputDirectory={staging}", "-DincludeScope=runtime"],
             capture_output=True, text=True, timeout=900, check=False,
         )
@@ -118,6 +138,36 @@ def ensure_kafka_jars(settings: Settings) -> Path:
             return libs
         staging.rename(libs)
     return libs
+
+
+def _ports(data_dir: Path, fresh: bool) -> tuple[int, int]:
+    """The broker and controller ports. A persistent data folder keeps its ports across
+    restarts (in ``ports``), so workers and clients holding the broker's URL reconnect
+    when it comes back; new ones are taken only when the old ones are in use."""
+    saved = data_dir / "ports"
+    if not fresh and saved.exists():
+        try:
+            port, controller = (int(p) for p in saved.read_text().split())
+        except ValueError:
+            pass  # unreadable: take new ones
+        else:
+            if _bindable(port) and _bindable(controller):
+                return port, controller
+            log.warning("embedded broker ports %d/%d are taken; using new ones", port,
+                        controller)
+    port, controller = free_port(), free_port()
+    saved.write_text(f"{port} {controller}\n")
+    return port, controller
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 def _server_properties(data_dir: Path, port: int, controller_port: int) -> str:
@@ -147,7 +197,7 @@ def _server_properties(data_dir: Path, port: int, controller_port: int) -> str:
 
 @dataclass
 class EmbeddedKafka:
-    """A running single-node Kafka; use ``EmbeddedKafka.start`` or ``running``."""
+    """A running single-node Kafka; use ``EmbeddedKafka.start`` (also a context manager)."""
 
     process: subprocess.Popen[bytes]
     port: int
@@ -177,7 +227,7 @@ class EmbeddedKafka:
         data_dir = Path(tempfile.mkdtemp(prefix="wirewatch-kafka-")) if owns else data_dir
         assert data_dir is not None
         data_dir.mkdir(parents=True, exist_ok=True)
-        port, controller_port = free_port(), free_port()
+        port, controller_port = _ports(data_dir, owns)
         config = data_dir / "server.properties"
         config.write_text(_server_properties(data_dir, port, controller_port))
         (data_dir / "log4j.properties").write_text(_LOG4J)
@@ -189,7 +239,8 @@ class EmbeddedKafka:
         log_path = data_dir / "kafka.log"
         with log_path.open("ab") as out:
             process = subprocess.Popen(java + ["kafka.Kafka", str(config)], stdout=out,
-                                       stderr=subprocess.STDOUT, start_new_session=True)
+                                       stderr=subprocess.STDOUT, start_new_session=True,
+                                       preexec_fn=_die_with_parent(os.getpid()))
         broker = cls(process, port, data_dir, log_path, owns)
         if not wait_for_port(port, timeout) or process.poll() is not None:
             tail = log_path.read_text(errors="replace")[-3000:]
@@ -229,20 +280,3 @@ class EmbeddedKafka:
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
         self.stop()
-
-
-@contextmanager
-def running(settings: Settings, *, data_dir: Path | None = None) -> Iterator[EmbeddedKafka]:
-    """Context manager: an embedded broker for the duration of the block."""
-    broker = EmbeddedKafka.start(settings, data_dir=data_dir)
-    try:
-        yield broker
-    finally:
-        broker.stop()
-
-
-def environ_with_broker(broker: EmbeddedKafka) -> dict[str, str]:
-    """The environment for a child process that must use ``broker``."""
-    env = dict(os.environ)
-    env["WIREWATCH_BROKER_URL"] = broker.url
-    return env

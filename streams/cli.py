@@ -113,6 +113,9 @@ def broker() -> None:
     kafka = _start_embedded(settings, persistent=True)
     _url_file(settings).write_text(kafka.url)
     click.echo(f"WIREWATCH_BROKER_URL={kafka.url}")
+    # SIGTERM (a service manager's stop) must run the clean-up below as Ctrl-C does: stop
+    # Java and remove the URL file, instead of ending Python on the spot.
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         kafka.process.wait()
     except KeyboardInterrupt:
@@ -120,6 +123,10 @@ def broker() -> None:
     finally:
         _url_file(settings).unlink(missing_ok=True)
         kafka.stop()
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def _read_articles(paths: tuple[str, ...]) -> Iterator[bytes]:
@@ -199,10 +206,19 @@ def watch() -> None:
 def watch_add(name: str, query: str | None, webhook: str | None, rate_limit: int | None,
               backfill: bool) -> None:
     """Add (or replace) a watch; QUERY defaults to NAME (see the README's query language)."""
+    from agents.watches import make_watch
+    from agents.webhook.core import refusal_reason
     from streams.client import put_watch
 
-    settings = _settings_with_broker()
     try:
+        # Checked in full before looking for a broker, so a bad watch is refused with its
+        # reason whether or not one runs; put_watch checks again with the same calls.
+        make_watch(name, query, webhook_url=webhook, rate_limit=rate_limit)
+        if webhook is not None:
+            reason = asyncio.run(refusal_reason(webhook, load_settings().webhook_allow))
+            if reason:
+                raise WatchError(f"webhook refused: {reason}")
+        settings = _settings_with_broker()
         new = put_watch(settings, name, query, webhook_url=webhook, rate_limit=rate_limit)
     except WatchError as exc:
         raise click.ClickException(str(exc)) from None

@@ -7,18 +7,20 @@ milliseconds and never joins the workers' consumer group.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
+import contextlib
 import time
 from collections.abc import AsyncIterator, Iterable
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from agents.watches import make_watch
+from agents.webhook.core import refusal_reason
+from streams.errors import WatchError
 from streams.records import Watch, decode, encode
 from streams.settings import Settings
 from streams.topics import bootstrap_servers, ensure_topics, topic_name
 
-__all__ = ["follow", "list_watches", "publish", "put_watch", "read_all", "remove_watch"]
+__all__ = ["follow", "from_the_start", "list_watches", "publish", "put_watch", "read_all", "remove_watch"]
 
 
 async def publish(bootstrap: str, topic: str,
@@ -58,6 +60,23 @@ async def topic_partitions(consumer: AIOKafkaConsumer, topic: str, timeout: floa
             return [TopicPartition(topic, p) for p in sorted(partitions)]
         await asyncio.sleep(0.2)
     raise TimeoutError(f"topic {topic} does not exist")
+
+
+@contextlib.asynccontextmanager
+async def from_the_start(bootstrap: str, topic: str
+                         ) -> AsyncIterator[tuple[AIOKafkaConsumer, dict[TopicPartition, int]]]:
+    """A group-less consumer on every partition of ``topic``, at the start of each, and the
+    end offsets as they were then (how far to read to have seen everything up to now)."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None,
+                                enable_auto_commit=False, auto_offset_reset="earliest")
+    await consumer.start()
+    try:
+        tps = await topic_partitions(consumer, topic)
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        yield consumer, await consumer.end_offsets(tps)
+    finally:
+        await _stop(consumer)
 
 
 async def follow(bootstrap: str, topic: str, *, from_beginning: bool = True,
@@ -109,9 +128,14 @@ def _latest_watches(bootstrap: str, topic: str) -> dict[str, Watch]:
 
 def put_watch(settings: Settings, name: str, query: str | None = None, *,
               webhook_url: str | None = None, rate_limit: int | None = None) -> Watch:
-    """Validate and publish a watch to news.watches; every worker picks it up."""
-    watch = dataclasses.replace(make_watch(name, query), webhook_url=webhook_url,
-                                rate_limit=rate_limit)
+    """Validate a watch (``make_watch``, and the webhook target guard with
+    ``settings.webhook_allow``) and publish it to news.watches; every worker picks it up.
+    Raises ``WatchError`` before connecting to anything."""
+    watch = make_watch(name, query, webhook_url=webhook_url, rate_limit=rate_limit)
+    if watch.webhook_url:
+        reason = asyncio.run(refusal_reason(watch.webhook_url, settings.webhook_allow))
+        if reason:
+            raise WatchError(f"webhook refused: {reason}")
     ensure_topics(settings, replication=settings.replication_factor)
     asyncio.run(publish(bootstrap_servers(settings), topic_name(settings, "watches"),
                         [(watch.id.encode(), encode(watch))]))

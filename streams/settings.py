@@ -7,7 +7,7 @@ would silently override code, so wirewatch never uses those names.
 |---|---|---|
 | WIREWATCH_BROKER_URL | (empty) | ``kafka://host:port``; empty starts the embedded Apache Kafka broker |
 | WIREWATCH_TOPIC_PREFIX | (empty) | prepended to every topic name, e.g. ``prod.`` |
-| WIREWATCH_APP_ID | wirewatch | Kafka consumer group and changelog prefix |
+| WIREWATCH_APP_ID | wirewatch | consumer group and changelog names, after the topic prefix |
 | WIREWATCH_STORE | memory:// | table store; ``rocksdb://`` in production |
 | WIREWATCH_WEB_HOST / _PORT | 127.0.0.1 / 6066 | worker web server (/metrics) |
 | WIREWATCH_WATCHES_FILE | (empty) | watches loaded at start-up, one ``name: query`` per line |
@@ -46,7 +46,7 @@ from typing import Any
 
 from streams.errors import ConfigError
 
-__all__ = ["PREFIX", "Settings", "load_settings"]
+__all__ = ["PREFIX", "Settings", "faust_options", "load_settings", "worker_datadir"]
 
 PREFIX = "WIREWATCH_"
 
@@ -85,6 +85,14 @@ class Settings:
     cache_dir: str = str(Path.home() / ".cache" / "wirewatch")
 
     @property
+    def group_id(self) -> str:
+        """Faust's app id: the consumer group, and the first part of every topic Faust makes
+        for itself (table changelogs, the leader topic). It carries the topic prefix, so two
+        deployments on one broker share no group and no state (before, a second deployment
+        read the first one's dedup changelog and dropped its articles as duplicates)."""
+        return self.topic_prefix + self.app_id
+
+    @property
     def embedded(self) -> bool:
         """True when no broker is configured and the embedded one must be started."""
         return not self.broker_url
@@ -118,6 +126,16 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     return settings
 
 
+def worker_datadir(settings: Settings, data_name: str) -> Path:
+    """The worker's table-store folder, one per ``data_name`` (the web port): two workers on
+    one host must not share a RocksDB directory. Its parent is created here because Faust
+    makes only the last level (``datadir.mkdir()`` without ``parents=True``), so a first run
+    on a machine with no ``~/.cache`` would die at start."""
+    parent = Path(settings.cache_dir) / "worker-data"
+    parent.mkdir(parents=True, exist_ok=True)
+    return parent / data_name
+
+
 def faust_options(settings: Settings, *, data_name: str) -> dict[str, Any]:
     """``faust.App`` keyword options from our settings, shared by the pipeline's app and the
     benchmark's pass-through ceiling, so both run with exactly the same client settings."""
@@ -126,8 +144,7 @@ def faust_options(settings: Settings, *, data_name: str) -> dict[str, Any]:
         # this placeholder only matters to commands that never connect.
         "broker": settings.broker_url or "kafka://127.0.0.1:9092",
         "store": settings.store,
-        # Per web port: two workers on one host must not share a RocksDB directory.
-        "datadir": str(Path(settings.cache_dir) / "worker-data" / data_name),
+        "datadir": str(worker_datadir(settings, data_name)),
         "autodiscover": False,
         "web_host": settings.web_host,
         "web_bind": settings.web_host,

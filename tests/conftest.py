@@ -26,6 +26,6 @@ def seeds() -> tuple[bytes, bytes]:
 @pytest.fixture(scope="session")
 def kafka() -> Iterator[EmbeddedKafka]:
     """One real Apache Kafka broker for the whole session (no skip if it cannot start)."""
-    broker = EmbeddedKafka.start(load_settings({}))
+    broker = EmbeddedKafka.start(load_settings())
     yield broker
     broker.stop()

@@ -10,8 +10,10 @@ event in hand, so each tombstone lands in the changelog partition that holds the
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
@@ -21,10 +23,10 @@ from agents.alert.core import AlertState, decide
 from agents.alert.expiry import OpenAlerts
 from agents.alert.ratelimit import RateLimiter
 from agents.watch_feed import registry, watches_loaded
-from agents.watches import Evidence
+from agents.watches import Evidence, WatchRegistry
 from streams.app import app, settings, topics
 from streams.metrics import METRICS
-from streams.records import Article, decode, encode
+from streams.records import Alert, Article, Watch, decode, encode
 from streams.stage import event_fields, guarded, outcome, where
 from streams.topics import TOPICS, topic_name
 
@@ -122,6 +124,52 @@ stories_and_backfill = app.topic(topic_name(settings, "stories"),
                                  value_type=bytes, key_serializer="raw", value_serializer="raw")
 
 
+async def alert_on(article: Article, states: dict[str, AlertState], now: float, *,
+                   watches: WatchRegistry, limits: RateLimiter,
+                   send: Callable[[Watch, Alert], Awaitable[None]]) -> int:
+    """Decide each hit's alert, send it, then record its watch's new state in ``states``, in
+    that order, one watch at a time; returns how many states changed. The caller saves
+    ``states`` even when this raises: a send that fails leaves the watches before it
+    recorded (their alerts went out, and a redelivery must not send them again) and its own
+    watch and those after it undecided (a redelivery sends them). Before, states were kept
+    aside and saved only after every send, so one failed send made the earlier watches'
+    alerts go out again: the same (alert_id, revision) twice."""
+    changed = 0
+    evidence: Evidence | None = None  # where the article matched, made on first need
+    for hit in article.watch_hits:
+        watch = watches.get(hit.watch_id)
+        if watch is None:
+            continue  # removed after tagging
+        result = decide(states.get(hit.watch_id), article, hit, now)
+        if result is None:
+            continue
+        state, alert = result
+        if not limits.admit(hit.watch_id, now, watch.rate_limit):
+            limits.hold(alert, now)  # state moves on; the summary reports it
+            _alerts_total["suppressed"].inc()
+        else:
+            if evidence is None:
+                evidence = watches.matcher.evidence(article)
+            alert.matches = evidence.matches(hit.watch_id)
+            await send(watch, alert)
+        states[hit.watch_id] = state
+        changed += 1
+    return changed
+
+
+async def _send_alert(watch: Watch, alert: Alert, event: EventT) -> None:
+    await publish(watch.id, encode(alert), bool(watch.webhook_url))
+    kind = "opened" if alert.kind == "opened" else "updated"
+    _alerts_total[kind].inc()
+    METRICS.end_to_end_seconds.observe(max(0.0, alert.updated_at - alert.received_at))
+    _sent[kind] += 1
+    if log.isEnabledFor(logging.DEBUG):  # skip building the fields when off
+        log.debug("alert %s %s (watch %r, story %s) at %s", alert.alert_id, alert.kind,
+                  alert.watch_name, alert.story_id, where(event),
+                  extra=event_fields("alert", event, alert_id=alert.alert_id,
+                                     watch_id=alert.watch_id, story_id=alert.story_id))
+
+
 @app.agent(stories_and_backfill)
 async def alert_agent(stream: StreamT) -> None:
     async for event in stream.events():
@@ -131,37 +179,25 @@ async def alert_agent(stream: StreamT) -> None:
             key = event.key or (article.story_id or article.id).encode("utf-8")
             now = time.time()
             states = _load(alert_table.get(key))
-            emitted = 0
-            evidence: Evidence | None = None  # where the article matched, made on first need
-            for hit in article.watch_hits:
-                watch = registry.get(hit.watch_id)
-                if watch is None:
-                    continue  # removed after tagging
-                result = decide(states.get(hit.watch_id), article, hit, now)
-                if result is None:
-                    continue
-                states[hit.watch_id], alert = result
-                emitted += 1
-                if not limiter.admit(hit.watch_id, now, watch.rate_limit):
-                    limiter.hold(alert, now)  # state moves on; the summary reports it
-                    _alerts_total["suppressed"].inc()
-                    continue
-                if evidence is None:
-                    evidence = registry.matcher.evidence(article)
-                alert.matches = evidence.matches(hit.watch_id)
-                await publish(hit.watch_id, encode(alert), bool(watch.webhook_url))
-                kind = "opened" if alert.kind == "opened" else "updated"
-                _alerts_total[kind].inc()
-                METRICS.end_to_end_seconds.observe(max(0.0, now - article.received_at))
-                _sent[kind] += 1
-                if log.isEnabledFor(logging.DEBUG):  # skip building the fields when off
-                    log.debug("alert %s %s (watch %r, story %s) at %s", alert.alert_id,
-                              alert.kind, hit.watch_name, alert.story_id, where(event),
-                              extra=event_fields("alert", event, alert_id=alert.alert_id,
-                                                 watch_id=hit.watch_id, story_id=alert.story_id))
-            if emitted:
-                alert_table[key] = _dump(states, event.message.partition, now)
-                open_alerts.touch(key, event.message.partition, now)
-                METRICS.open_alerts.set(len(alert_table))
-            outcome("alert", "emitted" if emitted else "dropped").inc()
+            before = dict(states)
+            try:
+                await alert_on(article, states, now, watches=registry, limits=limiter,
+                               send=functools.partial(_send_alert, event=event))
+            finally:
+                # Also when a send failed: what went out before it is recorded.
+                changed = _changed(before, states)
+                if changed:
+                    _save(key, states, event.message.partition, now)
+            outcome("alert", "emitted" if changed else "dropped").inc()
             _evict(event, now)
+
+
+def _changed(before: dict[str, AlertState], after: dict[str, AlertState]) -> bool:
+    # decide() makes a new AlertState for every change, so identity tells.
+    return len(after) != len(before) or any(after[k] is not before.get(k) for k in after)
+
+
+def _save(key: bytes, states: dict[str, AlertState], partition: int, now: float) -> None:
+    alert_table[key] = _dump(states, partition, now)
+    open_alerts.touch(key, partition, now)
+    METRICS.open_alerts.set(len(alert_table))

@@ -20,14 +20,19 @@ from streams.records import Article, Watch, decode, encode
 from streams.settings import Settings
 from streams.topics import bootstrap_servers, topic_name
 
-__all__ = ["backfill"]
+__all__ = ["backfill", "backfill_matcher"]
+
+
+def backfill_matcher(settings: Settings, watch: Watch) -> WatchMatcher:
+    """A matcher for the one new watch that matches as the live one does (same settings)."""
+    return WatchMatcher([watch], plurals=bool(settings.watch_plurals))
 
 
 async def backfill(settings: Settings, watch: Watch, *, window_seconds: float | None = None,
                    idle_timeout: float = 1.0) -> int:
     """Send the window's articles that hit ``watch`` to news.backfill; return how many."""
     window = settings.dedup_window_hours * 3600 if window_seconds is None else window_seconds
-    matcher = WatchMatcher([watch])
+    matcher = backfill_matcher(settings, watch)
     bootstrap = bootstrap_servers(settings)
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None,
                                 enable_auto_commit=False)

@@ -3,21 +3,44 @@
 Pure functions over an ``AlertState`` kept per (story, watch). The first article of a story
 that hits a watch opens the alert; each later, different article of the same story updates
 it (same ``alert_id``, ``revision`` + 1, sources grow). The same article seen again (a
-redelivery after a crash) changes nothing and emits nothing, so alerts are idempotent.
+redelivery after a crash, or a re-run backfill) changes nothing and emits nothing, so alerts
+are idempotent, however long the story.
+
+Seen articles are recorded in ``AlertState.seen``, apart from ``article_ids`` (the capped list
+shown on the alert): a 48-bit xxh3 hash per article id, base64 (8 characters, no padding),
+concatenated. It is found and grown as a string, without decoding; a hash collision can only
+hold back an update (odds 4096 / 2^48, 1 in 7 * 10^10, per article at the cap), never
+repeat one.
+
+The record is bounded: an alert stops at ``MAX_SEEN_ARTICLES`` articles. After that every
+article of its story, new or redelivered, changes nothing and emits nothing (a record that
+forgot ids could not tell a redelivery from a new article). States written before ``seen``
+existed derive it from ``article_ids``, which holds only their first ``MAX_TRACKED_ARTICLES``:
+in such a state, a redelivered later article can still make one revision, once.
 """
 
 from __future__ import annotations
 
+from base64 import b64encode
 from dataclasses import dataclass, field
+
+import xxhash
 
 from streams.records import Alert, Article, WatchHit, stable_id
 
-__all__ = ["AlertState", "alert_id_for", "decide", "MAX_TRACKED_ARTICLES", "MAX_SOURCES"]
+__all__ = ["AlertState", "alert_id_for", "decide", "MAX_TRACKED_ARTICLES", "MAX_SOURCES",
+           "MAX_SEEN_ARTICLES"]
 
 #: Articles and sources remembered per alert; beyond that the lists stop growing (the
 #: revision still counts), so one huge story cannot blow up state or alert size.
 MAX_TRACKED_ARTICLES = 200
 MAX_SOURCES = 50
+#: Articles an alert takes in all (their tokens in ``AlertState.seen``, 32 KB when full); then
+#: it is final. Held alerts (rate limit) count too: their state moves on.
+MAX_SEEN_ARTICLES = 4096
+#: One seen article in ``AlertState.seen``: 6 bytes of hash are exactly 8 base64 characters,
+#: so the tokens line up and the record needs no padding, separator or decoding.
+TOKEN_CHARS = 8
 
 
 @dataclass(slots=True)
@@ -31,6 +54,24 @@ class AlertState:
     sources: list[str] = field(default_factory=list)
     article_ids: list[str] = field(default_factory=list)
     terms: list[str] = field(default_factory=list)
+    seen: str = ""  # the articles taken, one token each (``_token``); the agent stores it
+
+    def __post_init__(self) -> None:
+        if not self.seen and self.article_ids:  # a state stored before ``seen`` existed
+            self.seen = "".join(_token(article_id) for article_id in self.article_ids)
+
+
+def _token(article_id: str) -> str:
+    """A stable (unsalted, unlike ``hash()``) 48-bit hash of the id, as 8 base64 characters."""
+    return b64encode(xxhash.xxh3_64_digest(article_id.encode("utf-8"))[:6]).decode("ascii")
+
+
+def _has(seen: str, token: str) -> bool:
+    """Whether ``token`` is one of the tokens of ``seen``: a match across two tokens is not."""
+    at = seen.find(token)
+    while at != -1 and at % TOKEN_CHARS:
+        at = seen.find(token, at + 1)
+    return at != -1
 
 
 def alert_id_for(watch_id: str, story_id: str) -> str:
@@ -52,13 +93,17 @@ def decide(state: AlertState | None, article: Article, hit: WatchHit,
     ``matches`` are left empty: the agent fills them (``WatchMatcher.evidence``) only for the
     alerts it sends, not for those a rate limit holds back."""
     story_id = article.story_id or article.id
-    if state is not None and article.id in state.article_ids:
+    token = _token(article.id)
+    if state is not None and _has(state.seen, token):
         return None  # seen: a redelivery, or an update already emitted
+    if state is not None and len(state.seen) >= MAX_SEEN_ARTICLES * TOKEN_CHARS:
+        return None  # final: a fuller record would grow without bound, a pruned one forget
     source = [article.source] if article.source else []
     if state is None:
         state = AlertState(alert_id=alert_id_for(hit.watch_id, story_id), watch_id=hit.watch_id,
                            story_id=story_id, revision=1, opened_at=now, updated_at=now,
-                           sources=source, article_ids=[article.id], terms=list(hit.terms))
+                           sources=source, article_ids=[article.id], terms=list(hit.terms),
+                           seen=token)
         kind = "opened"
     else:
         state = AlertState(alert_id=state.alert_id, watch_id=state.watch_id,
@@ -67,7 +112,7 @@ def decide(state: AlertState | None, article: Article, hit: WatchHit,
                            sources=_add(state.sources, source, MAX_SOURCES),
                            article_ids=_add(state.article_ids, [article.id],
                                             MAX_TRACKED_ARTICLES),
-                           terms=_add(state.terms, hit.terms, 100))
+                           terms=_add(state.terms, hit.terms, 100), seen=state.seen + token)
         kind = "update"
     alert = Alert(alert_id=state.alert_id, kind=kind, revision=state.revision,
                   watch_id=hit.watch_id, watch_name=hit.watch_name, story_id=story_id,

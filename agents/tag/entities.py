@@ -1449,7 +1449,3 @@ def _aggregate(found: Iterable[tuple[str, str]]) -> list[Entity]:
 def _BY_COUNT(item: tuple[tuple[str, str], int]) -> int:
     return -item[1]
 
-
-def aggregate(mentions: Iterable[Mention]) -> list[Entity]:
-    """Count mentions per (name, kind); order by count desc, then first appearance."""
-    return _aggregate((m.name, m.kind) for m in mentions if m.kind is not None)

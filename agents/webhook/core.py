@@ -1,11 +1,15 @@
 """Delivering an alert to a watch's webhook.
 
-The target guard refuses URLs that resolve to private, loopback, link-local, multicast,
-reserved or unspecified addresses (a webhook must not become a way to probe the network the
-worker runs in), unless ``WIREWATCH_WEBHOOK_ALLOW`` names the host or a CIDR holding it.
-Every resolved address must pass, so a name with one public and one private address is
-refused. (aiohttp resolves again when it connects; DNS rebinding between the two lookups is
-not defended against.)
+The target guard refuses URLs that resolve to an address that is not public (a webhook must
+not become a way to probe the network the worker runs in), unless ``WIREWATCH_WEBHOOK_ALLOW``
+names the host or a CIDR holding it. Public is ``ipaddress``'s ``is_global`` (so private,
+shared/carrier-grade NAT 100.64.0.0/10, loopback, link-local, documentation and reserved
+ranges are refused), and not multicast, reserved or site-local (which ``is_global`` lets
+through on some Python versions); an IPv6 address that carries an IPv4 one (IPv4-mapped,
+6to4, Teredo) must carry a public one. Every resolved address must pass, so a name with one
+public and one private address is refused; a literal address is judged without DNS. (aiohttp
+resolves again when it connects; DNS rebinding between the two lookups is not defended
+against.) ``refusal_reason`` never raises: a malformed URL is a reason too.
 
 ``deliver`` POSTs the alert JSON with a timeout, retrying with exponential backoff on
 connection errors, timeouts and 5xx/429; a 4xx other than 429 is final.
@@ -48,31 +52,57 @@ def parse_allow_list(allow: str) -> tuple[set[str], list[Network]]:
     return hosts, networks
 
 
-def _forbidden(address: IPAddress) -> bool:
-    return (address.is_private or address.is_loopback or address.is_link_local
-            or address.is_multicast or address.is_reserved or address.is_unspecified)
+def _public(address: IPAddress) -> bool:
+    """A globally reachable unicast address (see the module docstring)."""
+    if (not address.is_global or address.is_multicast or address.is_reserved
+            or address.is_private or address.is_loopback or address.is_link_local
+            or address.is_unspecified):
+        return False
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.is_site_local:
+            return False
+        teredo = address.teredo
+        for inner in (address.ipv4_mapped, address.sixtofour, teredo and teredo[1]):
+            if inner and not _public(inner):
+                return False
+    return True
+
+
+def _shown(text: str, limit: int = 80) -> str:
+    return repr(text if len(text) <= limit else text[:limit] + "...")
 
 
 async def refusal_reason(url: str, allow: str) -> str | None:
-    """Why ``url`` may not be a webhook target, or None when it may."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        return f"not an http(s) URL: {url!r}"
-    host = parts.hostname.lower()
+    """Why ``url`` may not be a webhook target, or None when it may. Never raises."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+        host = parts.hostname
+    except ValueError as exc:  # a bad port or IPv6 literal
+        return f"malformed URL {_shown(url)}: {exc}"
+    if parts.scheme not in ("http", "https") or not host:
+        return f"not an http(s) URL: {_shown(url)}"
+    host = host.lower()
     hosts, networks = parse_allow_list(allow)
     if host in hosts:
         return None
     try:
-        infos = await asyncio.get_running_loop().getaddrinfo(
-            host, parts.port or (443 if parts.scheme == "https" else 80),
-            type=socket.SOCK_STREAM)
-    except OSError as exc:
-        return f"cannot resolve {host}: {exc}"
-    for info in infos:
-        address = ipaddress.ip_address(info[4][0])
-        if _forbidden(address) and not any(address in net for net in networks):
-            return (f"{host} resolves to {address}, a private/loopback/link-local address; "
-                    "allow it with WIREWATCH_WEBHOOK_ALLOW")
+        addresses: list[IPAddress] = [ipaddress.ip_address(host)]  # a literal: no DNS
+    except ValueError:
+        try:
+            infos = await asyncio.get_running_loop().getaddrinfo(
+                host, port or (443 if parts.scheme == "https" else 80),
+                type=socket.SOCK_STREAM)
+        except (OSError, UnicodeError, ValueError) as exc:  # UnicodeError: a label too long
+            return f"cannot resolve {_shown(host)}: {exc}"
+        addresses = [ipaddress.ip_address(info[4][0]) for info in infos]
+    if not addresses:
+        return f"{_shown(host)} resolves to no address"
+    for address in addresses:
+        if not _public(address) and not any(address in net for net in networks):
+            return (f"{_shown(host)} resolves to {address}, which is not a public address "
+                    "(private, shared, loopback, link-local, multicast or reserved); allow it "
+                    "with WIREWATCH_WEBHOOK_ALLOW")
     return None
 
 

@@ -21,7 +21,7 @@ import orjson
 
 from streams.broker import EmbeddedKafka
 from streams.cli import spawn_worker, stop_process, wait_http
-from streams.client import publish, read_all
+from streams.client import from_the_start, publish, read_all
 from streams.settings import Settings, load_settings
 from streams.topics import ensure_topics, topic_name
 
@@ -82,6 +82,10 @@ class Pipeline:
     def records(self, key: str) -> list[tuple[bytes | None, bytes]]:
         return asyncio.run(read_all(self.broker.bootstrap, self.topic(key), idle_timeout=0.7))
 
+    def positioned(self, key: str) -> dict[tuple[int, int], bytes | None]:
+        """Every value on topic ``key`` by its (partition, offset)."""
+        return asyncio.run(_positioned(self.broker.bootstrap, self.topic(key)))
+
     def json_records(self, key: str) -> list[dict[str, Any]]:
         return [orjson.loads(v) for _, v in self.records(key) if v is not None]
 
@@ -138,3 +142,12 @@ class Pipeline:
                 return value
             time.sleep(0.3)
         raise AssertionError(f"{name}{labels} stayed at {value} < {at_least}\n{self.log(-1)}")
+
+
+async def _positioned(bootstrap: str, topic: str) -> dict[tuple[int, int], bytes | None]:
+    async with from_the_start(bootstrap, topic) as (consumer, end):
+        out: dict[tuple[int, int], bytes | None] = {}
+        while [tp for tp in end if await consumer.position(tp) < end[tp]]:
+            for messages in (await consumer.getmany(timeout_ms=500)).values():
+                out.update({(m.partition, m.offset): m.value for m in messages})
+        return out

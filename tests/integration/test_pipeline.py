@@ -134,10 +134,13 @@ def test_bad_input_is_dead_lettered_and_the_stream_goes_on(pipeline: Pipeline) -
     letters = pipeline.wait_for("deadletter", lambda r: _alerts(r, len(BAD_INPUTS)))
     # news.raw has several partitions, so compare as multisets, not in order.
     assert sorted(d["reason"] for d in letters) == sorted(reason for reason, _ in BAD_INPUTS)
+    # Each dead letter names the exact place of its message on news.raw.
+    raw = pipeline.positioned("raw")
     for letter in letters:
         assert letter["stage"] == "clean" and letter["error"]
         assert letter["topic"] == pipeline.topic("raw")
-        assert letter["offset"] >= 0
+        original = raw[(letter["partition"], letter["offset"])]
+        assert base64.b64encode(original or b"").decode("ascii") == letter["payload_b64"]
     # The original payload travels with its dead letter (the empty one is empty).
     sent = {base64.b64encode(payload).decode("ascii") for _, payload in BAD_INPUTS}
     assert {d["payload_b64"] for d in letters} == sent
@@ -159,4 +162,6 @@ def test_bad_input_is_dead_lettered_and_the_stream_goes_on(pipeline: Pipeline) -
     lines = [orjson.loads(line) for line in pipeline.log().splitlines() if line.startswith("{")]
     dead = [entry for entry in lines if entry.get("reason") == "malformed_json"]
     assert dead and dead[0]["topic"] == pipeline.topic("raw") and dead[0]["stage"] == "clean"
-    assert isinstance(dead[0]["partition"], int) and isinstance(dead[0]["offset"], int)
+    (malformed,) = [d for d in letters if d["reason"] == "malformed_json"]
+    assert (dead[0]["partition"], dead[0]["offset"]) == (malformed["partition"],
+                                                         malformed["offset"])

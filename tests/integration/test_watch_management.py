@@ -57,7 +57,11 @@ def call(port: int, method: str, path: str, body: Any = None,
         with urllib.request.urlopen(request, timeout=10) as response:
             return response.status, orjson.loads(response.read())
     except urllib.error.HTTPError as err:
-        return err.code, orjson.loads(err.read())
+        body = err.read()
+        try:
+            return err.code, orjson.loads(body)
+        except orjson.JSONDecodeError:  # e.g. a 500's HTML page
+            return err.code, {"raw": body.decode("utf-8", "replace")[:300]}
 
 
 def test_watches_over_http_webhooks_and_rate_limit(pipeline: Pipeline, receiver: int) -> None:
@@ -127,3 +131,58 @@ def test_backfill_alerts_on_stories_seen_before_the_watch_existed(pipeline: Pipe
     assert asyncio.run(backfill(pipeline.settings, watch)) == 1
     pipeline.wait_metric("wirewatch_articles_total", {"stage": "alert", "outcome": "dropped"}, 2)
     assert len(pipeline.json_records("alerts")) == 1
+
+
+# Each was a 500 (or accepted) before every entry point shared one validation.
+BAD_BODIES: list[dict[str, Any]] = [
+    {"name": "w", "webhook_url": "http://host:99999/"},
+    {"name": "w", "webhook_url": "http://host:abc/"},
+    {"name": "w", "webhook_url": "http://[::1/"},
+    {"name": "w", "webhook_url": f"http://{'a' * 64}.com/"},
+    {"name": "w", "webhook_url": f"http://{'a' * 10_000}.com/"},
+    {"name": "w", "webhook_url": "http://100.64.0.1/hook"},
+    {"name": "w", "webhook_url": 5},
+    {"name": "w", "rate_limit": True},
+    {"name": "w", "rate_limit": 2**63},
+    {"name": "w", "rate_limit": 0},
+    {"name": "w", "rate_limit": -1},
+    {"name": "w", "rate_limit": 1.5},
+    {"name": "Taiwan\x00Strait"},
+    {"name": "w", "query": "Taiwan\x00Strait"},
+    {"name": "w" * 201},
+    {"name": "w", "query": 5},
+    {"name": 5},
+    {"name": ""},
+]
+
+
+def test_every_invalid_watch_is_a_400_with_a_reason_and_the_feed_skips_bad_records(
+        pipeline: Pipeline) -> None:
+    port = pipeline.start_worker(WIREWATCH_API_TOKEN=TOKEN)
+    answers = [(body, *call(port, "POST", "/watches/", body)) for body in BAD_BODIES]
+    problems = [(str(body)[:80], status, reply) for body, status, reply in answers
+                if status != 400 or not isinstance(reply.get("error"), str) or not reply["error"]]
+    zero = answers[BAD_BODIES.index({"name": "w", "rate_limit": 0})]
+    if "omit" not in str(zero[2]):
+        problems.append(("rate_limit 0 must say to omit it", zero[1], zero[2]))
+
+    # Records any producer may write to news.watches: logged and skipped, never a crash.
+    bad = [orjson.dumps({"id": "b1", "name": "n", "query": 5}),
+           orjson.dumps({"id": "b2", "name": "n\x00", "query": "n"}),
+           orjson.dumps({"id": "b3", "name": "n", "query": "n", "rate_limit": -1}),
+           orjson.dumps({"id": "b4", "name": "n", "query": "n", "webhook_url": "http://[::1/"}),
+           b"not json"]
+    pipeline.send("watches", *bad, keys=[b"b1", b"b2", b"b3", b"b4", b"b5"])
+    status, created = call(port, "POST", "/watches/", {"name": "Taiwan Strait", "rate_limit": 3})
+    assert status == 201 and created["rate_limit"] == 3
+    deadline = time.monotonic() + 10
+    while [w["id"] for w in call(port, "GET", "/watches/")[1]["watches"]] != [created["id"]]:
+        if time.monotonic() > deadline:
+            problems.append(("the feed must skip bad records and go on", 0, pipeline.log()[-150:]))
+            break
+        time.sleep(0.1)
+    log = pipeline.workers[0][2].read_text(errors="replace")
+    if log.count("invalid watch") < len(bad):
+        problems.append(("each bad record is logged", log.count("invalid watch"), ""))
+    assert not problems, "\n".join(f"{what} -> {status} {str(reply)[:150]}"
+                                    for what, status, reply in problems)

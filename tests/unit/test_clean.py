@@ -1,4 +1,4 @@
-"""Unit tests of the clean stage's pure core (agents/clean.py)."""
+"""Unit tests of the clean stage's pure core (agents/clean/core.py)."""
 
 from __future__ import annotations
 

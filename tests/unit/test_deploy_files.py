@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import yaml
@@ -35,3 +36,30 @@ def test_dockerfile_copies_what_the_package_needs() -> None:
     # the compiled kernel needs a compiler in the build stage, and the runtime gets the wheels
     assert "FROM python:3.11 AS build" in dockerfile and "COPY --from=build /wheels" in dockerfile
     assert "COPY streams/samples" in dockerfile  # the compose file's watches file
+
+
+def _final_stage(dockerfile: str) -> list[tuple[str, str]]:
+    """(KEYWORD, arguments) of the last stage's instructions, continuation lines joined."""
+    lines = [ln for ln in dockerfile.splitlines() if not ln.lstrip().startswith("#")]
+    joined = re.sub(r"\\\n", " ", "\n".join(lines)).splitlines()
+    instructions = [(kw.upper(), args.strip()) for kw, _, args in
+                    (ln.strip().partition(" ") for ln in joined if ln.strip())]
+    last_from = max(i for i, (kw, _) in enumerate(instructions) if kw == "FROM")
+    return instructions[last_from + 1:]
+
+
+def test_the_runtime_image_runs_as_a_user_that_is_not_root() -> None:
+    final = _final_stage((REPO / "Dockerfile").read_text())
+    users = [args for kw, args in final if kw == "USER"]
+    assert users, "the runtime stage sets no USER: the worker would run as root"
+    user = users[-1].split(":")[0]
+    assert user not in ("root", "0"), f"USER {users[-1]} is root"
+    # The user exists in the image (so it has a home, where the worker's cache goes).
+    runs = " ".join(args for kw, args in final if kw == "RUN")
+    created = re.findall(r"useradd\b[^&;|]*", runs)
+    assert any(re.search(rf"(\s|=){re.escape(user)}(\s|$)", c) for c in created), (
+        f"USER {user} is not created by a useradd in the runtime stage: {created}")
+    # ENV lines name only real settings (one ENV may set several, as KEY=VALUE pairs).
+    env = re.findall(r"(WIREWATCH_\w+)=", " ".join(args for kw, args in final if kw == "ENV"))
+    fields = {name.upper() for name in Settings.__dataclass_fields__}
+    assert env and {k.removeprefix("WIREWATCH_") for k in env} <= fields

@@ -57,6 +57,47 @@ def test_webhook_targets_are_guarded(url: str, allow: str, refused: bool) -> Non
     assert (reason is not None) == refused, reason
 
 
+@pytest.mark.parametrize("address", [
+    "100.64.0.1", "100.127.255.254",  # carrier-grade NAT (shared address space)
+    "0.0.0.0", "127.0.0.2", "10.0.0.1", "172.16.0.1", "192.168.1.1", "169.254.1.1",
+    "192.0.0.1", "192.0.2.1", "198.18.0.1", "198.51.100.1", "203.0.113.1",  # special, test
+    "224.0.0.1", "239.255.255.250", "240.0.0.1", "255.255.255.255",  # multicast, reserved
+    "[::]", "[::1]", "[fc00::1]", "[fe80::1]", "[fec0::1]", "[ff02::1]", "[2001:db8::1]",
+    "[::ffff:127.0.0.1]", "[::ffff:100.64.0.1]",  # IPv4-mapped
+    "[64:ff9b::a00:1]", "[64:ff9b::6440:1]",  # NAT64 of 10.0.0.1 and 100.64.0.1
+    "[2002:a00:1::]", "[2002:6440:1::]",  # 6to4 of 10.0.0.1 and 100.64.0.1
+])
+def test_webhook_guard_refuses_every_address_that_is_not_global(address: str) -> None:
+    # Literal addresses: no DNS is asked.
+    reason = asyncio.run(refusal_reason(f"http://{address}/hook", ""))
+    assert reason is not None and "WIREWATCH_WEBHOOK_ALLOW" in reason, reason
+
+
+@pytest.mark.parametrize(("url", "allow"), [
+    ("http://100.64.0.1/hook", "100.64.0.0/10"),
+    ("http://100.64.0.1/hook", "100.64.0.1"),
+    ("http://[fc00::1]:8080/hook", "fc00::/7"),
+    ("http://[2001:db8::1]/hook", "2001:db8::1"),
+])
+def test_webhook_allow_names_a_cidr_or_host_holding_the_address(url: str, allow: str) -> None:
+    assert asyncio.run(refusal_reason(url, allow)) is None
+
+
+@pytest.mark.parametrize("address", ["93.184.215.14", "8.8.8.8", "[2606:4700:4700::1111]"])
+def test_webhook_guard_lets_global_addresses_through(address: str) -> None:
+    assert asyncio.run(refusal_reason(f"https://{address}/hook", "")) is None
+
+
+@pytest.mark.parametrize("url", [
+    "http://host:99999/", "http://host:abc/", "http://[::1/", f"http://{'a' * 64}.com/",
+    f"http://{'a' * 10_000}.com/", "http://[notanip]/", "http:///x", "",
+])
+def test_webhook_guard_gives_a_reason_for_a_malformed_url_and_never_raises(url: str) -> None:
+    reason = asyncio.run(refusal_reason(url, ""))
+    assert reason, url[:60]
+    assert len(reason) < 400
+
+
 Handler = Callable[[web.Request], Awaitable[web.Response]]
 
 
