@@ -9,12 +9,16 @@ same position inline as ``topic[partition]@offset``.
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
 from faust.utils.terminal.spinners import SpinnerHandler
 
-__all__ = ["JsonFormatter", "drop_startup_spinner", "logging_config", "EVENT_FIELDS"]
+__all__ = ["EVENT_FIELDS", "JsonFormatter", "RepeatFilter", "drop_startup_spinner",
+           "install_repeat_filter", "logging_config"]
 
 #: Extra fields copied into JSON log lines when a record carries them.
 EVENT_FIELDS = ("stage", "topic", "partition", "offset", "reason", "article_id", "alert_id",
@@ -38,6 +42,65 @@ class JsonFormatter(logging.Formatter):
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
         return orjson.dumps(entry, default=str).decode()
+
+
+@dataclass(slots=True)
+class _Window:
+    start: float
+    passed: int = 1
+    dropped: int = 0
+
+
+class RepeatFilter(logging.Filter):
+    """Lets at most ``burst`` warnings or errors of one kind (logger, level, message
+    template) through per ``window`` seconds and drops the rest; the first one let through
+    in the next window says how many were dropped. While the broker is down, aiokafka and
+    Faust log the same failure ~150 times a second: that buries everything else and fills
+    disks. Lines below WARNING pass untouched (they are per event and off by default)."""
+
+    MAX_KINDS = 1000  # templates are few; formatted messages from libraries are not
+
+    def __init__(self, *, burst: int = 20, window: float = 10.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__()
+        self.burst, self.window, self.clock = burst, window, clock
+        self._kinds: dict[tuple[str, int, str], _Window] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno < logging.WARNING:
+            return True
+        verdict: bool | None = getattr(record, "_repeat_verdict", None)
+        if verdict is None:  # one verdict per record, however many handlers it reaches
+            verdict = record._repeat_verdict = self._decide(record)  # type: ignore[attr-defined]
+        return verdict
+
+    def _decide(self, record: logging.LogRecord) -> bool:
+        kind = (record.name, record.levelno, str(record.msg))
+        now = self.clock()
+        seen = self._kinds.get(kind)
+        if seen is None or now - seen.start >= self.window:
+            if seen is None and len(self._kinds) >= self.MAX_KINDS:
+                del self._kinds[next(iter(self._kinds))]  # the oldest kind
+            self._kinds[kind] = _Window(now)
+            if seen is not None and seen.dropped:
+                record.msg = (f"{record.msg} [and {seen.dropped} more like it in the "
+                              f"{self.window:.0f} s before, not logged]")
+            return True
+        if seen.passed < self.burst:
+            seen.passed += 1
+            return True
+        seen.dropped += 1
+        return False
+
+
+def install_repeat_filter(root: logging.Logger | None = None) -> None:
+    """Put one ``RepeatFilter`` on every handler of the root logger (Faust's own text
+    handlers included: they exist only once the worker has set up logging)."""
+    root = root or logging.getLogger()
+    repeat = RepeatFilter()
+    for handler in root.handlers:
+        if not any(isinstance(f, RepeatFilter) for f in handler.filters):
+            handler.addFilter(repeat)
 
 
 def logging_config(log_format: str, level: str) -> dict[str, Any] | None:

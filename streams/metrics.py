@@ -61,6 +61,10 @@ class Metrics:
         self.duplicates = Counter(
             "wirewatch_duplicates_total", "Duplicate articles found by dedup, by kind.",
             ["kind"], registry=registry)
+        self.repeated_articles = Counter(
+            "wirewatch_repeated_articles_total",
+            "Articles dedup had already judged (the same id again: a redelivery after a "
+            "crash, or published twice), dropped without a second copy.", registry=registry)
         self.alerts = Counter(
             "wirewatch_alerts_total",
             "Alerts by kind: opened, updated, suppressed (held by a watch's rate limit), and "

@@ -26,7 +26,7 @@ from prometheus_client import Counter, Gauge, Histogram
 
 from streams.app import app, topics
 from streams.errors import RejectedInput
-from streams.logs import drop_startup_spinner
+from streams.logs import drop_startup_spinner, install_repeat_filter
 from streams.metrics import METRICS
 from streams.records import DeadLetter, encode
 
@@ -74,8 +74,10 @@ async def dead_letter(stage: str, event: EventT, reason: str, error: str) -> Non
 @app.task
 async def _quiet_debug_logs() -> None:
     """Once started, debug() calls must cost nothing below the configured level (see
-    ``drop_startup_spinner``): app tasks start after the worker has set up logging."""
+    ``drop_startup_spinner``), and repeated warnings are rate-limited (``RepeatFilter``):
+    app tasks start after the worker has set up logging."""
     drop_startup_spinner()
+    install_repeat_filter()
 
 
 async def send(topic: TopicT, key: str, record: Any) -> None:

@@ -9,19 +9,22 @@ and the index is rebuilt from it before the next article is judged.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 from faust.streams import Stream
 from faust.types import EventT
 
 from agents.dedup import DedupIndex
-from agents.dedup.index import Prepared, prepare
+from agents.dedup.index import Change, Prepared, prepare
 from streams.app import app, settings, topics
 from streams.metrics import METRICS
-from streams.records import Article, decode
-from streams.stage import event_fields, guarded, send, where
+from streams.records import Article, decode, encode
+from streams.stage import event_fields, guarded, where
 
 __all__ = ["dedup_agent"]
 
@@ -90,43 +93,73 @@ async def _handle(events: Sequence[EventT]) -> None:
         log.exception("dedup: batch preparation failed; preparing one by one")
         prepared = [None] * len(articles)
     features = iter(prepared)
+    sent: list[_Sent] = []
     for event, item in zip(events, decoded, strict=True):
         async with guarded("dedup", event):
             if isinstance(item, Exception):
                 raise item
-            await _judge(event, item, next(features))
+            sent.append(await _judge(event, item, next(features)))
+    await _persist_acknowledged(sent)
 
 
-async def _judge(event: EventT, article: Article, prepared: Prepared | None) -> None:
+@dataclass(slots=True)
+class _Sent:
+    """An article's state writes, held until its record on news.stories is acknowledged."""
+
+    article_id: str
+    changes: list[Change]
+    delivery: Awaitable[Any] | None  # None: nothing was sent (a duplicate dropped)
+
+
+async def _persist_acknowledged(sent: list[_Sent]) -> None:
+    """Write the batch's state once the broker has its records, in the order judged.
+
+    Why wait: an article in the state is taken for already sent, so after a crash its
+    redelivery is dropped as a repeat. Written before the ack, a crash in between would
+    lose the article; written after, a crash in between only sends it twice. One round trip
+    per batch, not per article. An article whose send failed keeps no state, so its
+    redelivery is judged and sent again."""
+    deliveries = [item.delivery for item in sent if item.delivery is not None]
+    results = await asyncio.gather(*deliveries, return_exceptions=True)
+    failed = iter(isinstance(result, BaseException) for result in results)
+    for item in sent:
+        if item.delivery is not None and next(failed):
+            log.error("dedup: %s was not acknowledged by the broker; its state is not kept",
+                      item.article_id, extra={"stage": "dedup", "article_id": item.article_id})
+            continue
+        _persist(item.changes)
+
+
+async def _judge(event: EventT, article: Article, prepared: Prepared | None) -> _Sent:
     if _State.stale:
         _rebuild()
     now = time.time()
-    verdict = _State.index.observe(article, now, offset=event.message.offset, prepared=prepared)
-    _persist(verdict.changes)
+    verdict = _State.index.observe(article, now, prepared=prepared)
+    changes = list(verdict.changes)
     # Every 30 s for the time window; at once when the size cap is passed.
     if (now - _State.last_evict > EVICT_EVERY_SECONDS
             or len(_State.index) > settings.dedup_max_articles):
-        _persist(_State.index.evict(now))
+        changes.extend(_State.index.evict(now))
         _State.last_evict = now
     METRICS.dedup_window_articles.set(len(_State.index))
     METRICS.dedup_stories.set(_State.index.story_count)
-    if verdict.kind == "exact_duplicate":
-        METRICS.duplicates.labels("exact").inc()
+    if verdict.kind in ("exact_duplicate", "repeat"):
+        if verdict.kind == "exact_duplicate":
+            METRICS.duplicates.labels("exact").inc()
+        else:  # not a duplicate of another article: the same one again
+            METRICS.repeated_articles.inc()
         METRICS.articles.labels("dedup", "dropped").inc()
-        log.info("exact duplicate %s of %s dropped at %s", article.id,
+        log.info("%s %s of %s dropped at %s", verdict.kind.replace("_", " "), article.id,
                  verdict.duplicate_of, where(event),
                  extra=event_fields("dedup", event, article_id=article.id))
-        return
+        return _Sent(article.id, changes, None)
     if verdict.kind == "near_duplicate":
         METRICS.duplicates.labels("near").inc()
-    elif verdict.kind == "redelivery":
-        # Same message after a crash: its first send may be lost, so send it again
-        # with the same ids; downstream (alert) ignores an article it has seen.
-        log.info("redelivered %s re-emitted at %s", article.id, where(event),
-                 extra=event_fields("dedup", event, article_id=article.id))
     article.story_id = verdict.story_id
     article.duplicate_of = verdict.duplicate_of
     article.story = verdict.story
     article.stage_times["dedup"] = time.time()
-    await send(topics["stories"], verdict.story_id, article)
+    delivery = await topics["stories"].send(key=verdict.story_id.encode("utf-8"),
+                                            value=encode(article))
     METRICS.articles.labels("dedup", "emitted").inc()
+    return _Sent(article.id, changes, delivery)

@@ -2,11 +2,11 @@
 
 For each article ``observe`` decides, in this order:
 
-1. **the same article id again**: when it is the very message recorded before (same
-   ``offset`` on the single-partition input, i.e. a redelivery after a crash) ->
-   ``redelivery``, which the agent re-emits unchanged: its first send may not have reached
-   the broker, and re-sending the same record is idempotent downstream. A new message with a
-   known id -> ``exact_duplicate`` of itself. Neither is recorded or counted again;
+1. **the same article id again**: from the same raw message (same ``received_at``: this
+   stage or one upstream redelivered it after a crash) -> ``repeat``; the agent drops it, as
+   it persists an article's state only once its output is acknowledged by the broker, so an
+   article in the state is already on ``news.stories``. From a new raw message (the
+   publisher sent it again) -> ``exact_duplicate`` of itself. Neither is recorded again;
 2. **exact duplicate**: the same normalised body (``streams.text.normalize``; the title when
    the body is empty) hashed with xxh3-64 -> ``exact_duplicate`` of the first copy, counted
    in that copy's story but not recorded as an article;
@@ -27,7 +27,7 @@ State
 Everything the index needs lives in the ``changes`` it returns, so a changelog-backed table
 rebuilds it with ``restore`` (keys in any order):
 
-* ``a:<article id>`` -> orjson ``{"t": story time, "w": arrival time, "k": input offset,
+* ``a:<article id>`` -> orjson ``{"t": story time, "w": arrival time, "r": received_at,
   "h": body hash, "g": base64 signature, "s": story id, "o": original id (near duplicates
   only)}``: about 450 bytes;
 * ``s:<story id>`` -> orjson ``{"f": first_seen, "l": last_seen, "n": article_count,
@@ -66,7 +66,7 @@ Change = tuple[str, bytes | None]
 
 @dataclass(slots=True)
 class Verdict:
-    kind: str  # "unique" | "exact_duplicate" | "near_duplicate" | "redelivery"
+    kind: str  # "unique" | "exact_duplicate" | "near_duplicate" | "repeat"
     duplicate_of: str | None  # article id of the first copy, for duplicates
     story_id: str
     story: StorySummary
@@ -81,13 +81,13 @@ class _Entry:
     story_id: str
     original: str | None  # set for near duplicates: the article they copy
     seen: float  # arrival time: what the window and the size cap evict by
-    offset: int | None  # input offset of the message that recorded it
+    received: float  # received_at of the raw message it came from: tells a redelivery
 
     def encode(self) -> bytes:
         data: dict[str, Any] = {
             "t": self.t,
             "w": self.seen,
-            "k": self.offset,
+            "r": self.received,
             "h": self.body_hash,
             "g": base64.b64encode(self.sig.astype("<u4").tobytes()).decode("ascii"),
             "s": self.story_id,
@@ -102,7 +102,7 @@ class _Entry:
         sig = np.frombuffer(base64.b64decode(data["g"]), dtype="<u4").astype(np.uint32)
         t = float(data["t"])
         return cls(t, str(data["h"]), sig, str(data["s"]), data.get("o"),
-                   float(data.get("w", t)), data.get("k"))
+                   float(data.get("w", t)), float(data.get("r", -1.0)))
 
 
 @dataclass(slots=True)
@@ -175,10 +175,9 @@ class DedupIndex:
 
     # -- deciding -------------------------------------------------------------------------
 
-    def observe(self, article: Article, now: float, *, offset: int | None = None,
+    def observe(self, article: Article, now: float, *,
                 prepared: Prepared | None = None) -> Verdict:
         """Decide what ``article`` is, record it, and return the verdict with state writes.
-        ``offset`` identifies the input message, so a redelivery can be told from a repeat;
         ``prepared`` is ``prepare([article])[0]``, computed with a batch when the caller
         has one."""
         published = article.published_timestamp()
@@ -186,9 +185,8 @@ class DedupIndex:
         seen = self._articles.get(article.id)
         if seen is not None:
             story = self._stories.stories[seen.story_id]
-            if offset is not None and seen.offset == offset:
-                return Verdict("redelivery", seen.original, seen.story_id, _summary(story), [])
-            return Verdict("exact_duplicate", article.id, seen.story_id, _summary(story), [])
+            kind = "repeat" if seen.received == article.received_at else "exact_duplicate"
+            return Verdict(kind, article.id, seen.story_id, _summary(story), [])
         if prepared is None:
             prepared = prepare([article])[0]
         first = self._by_hash.get(prepared.body_hash)
@@ -208,7 +206,7 @@ class DedupIndex:
             story_id = found or stable_id("story", article.id)
         story = self._stories.add(story_id, vec, published, now, article.source,
                                   years=prepared.years)
-        entry = _Entry(t, prepared.body_hash, sig, story_id, original, now, offset)
+        entry = _Entry(t, prepared.body_hash, sig, story_id, original, now, article.received_at)
         self._record(article.id, entry, keys)
         changes: list[Change] = [
             (f"a:{article.id}", entry.encode()),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from pathlib import Path
 
@@ -60,11 +61,11 @@ def test_exact_duplicate_with_different_headline() -> None:
     assert len(index) == 1  # exact copies are counted, not recorded
 
 
-def test_redelivery_is_an_exact_duplicate_and_not_counted() -> None:
+def test_the_same_message_again_is_a_repeat_and_not_counted() -> None:
     index = DedupIndex()
     first = index.observe(art("a1", "Arsenal win", FOOTBALL), T0)
     again = index.observe(art("a1", "Arsenal win", FOOTBALL), T0 + 5)
-    assert again.kind == "exact_duplicate" and again.story_id == first.story_id
+    assert again.kind == "repeat" and again.story_id == first.story_id
     assert again.story.article_count == 1 and again.changes == []
 
 
@@ -129,14 +130,18 @@ def test_an_undated_article_joins_a_dated_story_of_the_same_event() -> None:
     assert second.story_id == first.story_id
 
 
-def test_redelivered_message_is_told_apart_from_a_repeat() -> None:
+def test_a_redelivered_article_is_a_repeat_and_a_republished_one_an_exact_duplicate() -> None:
+    # The same raw message again (received_at equal: a redelivery after a crash here or
+    # upstream) is a repeat; the same id in a new raw message is the publisher's copy.
     index = DedupIndex()
-    first = index.observe(art("a", "Arsenal win", FOOTBALL), T0, offset=7)
-    redelivered = index.observe(art("a", "Arsenal win", FOOTBALL), T0 + 1, offset=7)
-    assert redelivered.kind == "redelivery" and redelivered.story_id == first.story_id
-    assert redelivered.changes == []
-    repeat = index.observe(art("a", "Arsenal win", FOOTBALL), T0 + 2, offset=9)
-    assert repeat.kind == "exact_duplicate" and repeat.duplicate_of == "a"
+    original = dataclasses.replace(art("a", "Arsenal win", FOOTBALL), received_at=T0)
+    first = index.observe(original, T0)
+    repeat = index.observe(dataclasses.replace(original), T0 + 1)
+    assert (repeat.kind, repeat.duplicate_of, repeat.story_id) == ("repeat", "a", first.story_id)
+    again = index.observe(dataclasses.replace(original, received_at=T0 + 60), T0 + 60)
+    assert (again.kind, again.duplicate_of) == ("exact_duplicate", "a")
+    for verdict in (repeat, again):
+        assert verdict.changes == [] and verdict.story.article_count == 1
 
 
 def test_size_cap_evicts_oldest_and_their_stories() -> None:
@@ -173,7 +178,7 @@ def test_restore_gives_the_same_verdicts() -> None:
             b.story_id,
             b.story,
         )
-    assert restored.observe(near_copy_of_seed_000(), T0).kind == "exact_duplicate"
+    assert restored.observe(near_copy_of_seed_000(), T0).kind == "repeat"
 
 
 @pytest.mark.parametrize("run", range(2))
