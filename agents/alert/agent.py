@@ -19,7 +19,7 @@ from typing import Any
 import orjson
 from faust.types import EventT, StreamT
 
-from agents.alert.core import AlertState, decide
+from agents.alert.core import AlertState, decide, story_is_full
 from agents.alert.expiry import OpenAlerts
 from agents.alert.ratelimit import RateLimiter
 from agents.watch_feed import registry, watches_loaded
@@ -136,11 +136,12 @@ async def alert_on(article: Article, states: dict[str, AlertState], now: float, 
     alerts go out again: the same (alert_id, revision) twice."""
     changed = 0
     evidence: Evidence | None = None  # where the article matched, made on first need
+    full = story_is_full(states.values())
     for hit in article.watch_hits:
         watch = watches.get(hit.watch_id)
         if watch is None:
             continue  # removed after tagging
-        result = decide(states.get(hit.watch_id), article, hit, now)
+        result = decide(states.get(hit.watch_id), article, hit, now, story_full=full)
         if result is None:
             continue
         state, alert = result

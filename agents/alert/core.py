@@ -12,7 +12,8 @@ concatenated. It is found and grown as a string, without decoding; a hash collis
 hold back an update (odds 4096 / 2^48, 1 in 7 * 10^10, per article at the cap), never
 repeat one.
 
-The record is bounded: an alert stops at ``MAX_SEEN_ARTICLES`` articles. After that every
+The record is bounded: an alert stops at ``MAX_SEEN_ARTICLES`` articles, and the alerts of
+one story at ``MAX_SEEN_PER_STORY`` between them. After that every
 article of its story, new or redelivered, changes nothing and emits nothing (a record that
 forgot ids could not tell a redelivery from a new article). States written before ``seen``
 existed derive it from ``article_ids``, which holds only their first ``MAX_TRACKED_ARTICLES``:
@@ -22,14 +23,15 @@ in such a state, a redelivered later article can still make one revision, once.
 from __future__ import annotations
 
 from base64 import b64encode
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import xxhash
 
 from streams.records import Alert, Article, WatchHit, stable_id
 
-__all__ = ["AlertState", "alert_id_for", "decide", "MAX_TRACKED_ARTICLES", "MAX_SOURCES",
-           "MAX_SEEN_ARTICLES"]
+__all__ = ["AlertState", "alert_id_for", "decide", "story_is_full", "MAX_TRACKED_ARTICLES",
+           "MAX_SOURCES", "MAX_SEEN_ARTICLES", "MAX_SEEN_PER_STORY"]
 
 #: Articles and sources remembered per alert; beyond that the lists stop growing (the
 #: revision still counts), so one huge story cannot blow up state or alert size.
@@ -38,6 +40,9 @@ MAX_SOURCES = 50
 #: Articles an alert takes in all (their tokens in ``AlertState.seen``, 32 KB when full); then
 #: it is final. Held alerts (rate limit) count too: their state moves on.
 MAX_SEEN_ARTICLES = 4096
+#: Articles all the alerts of one story take between them (1 MiB of tokens): a story's
+#: states are one table value, and hundreds of watches may hit one story.
+MAX_SEEN_PER_STORY = 131_072
 #: One seen article in ``AlertState.seen``: 6 bytes of hash are exactly 8 base64 characters,
 #: so the tokens line up and the record needs no padding, separator or decoding.
 TOKEN_CHARS = 8
@@ -87,16 +92,25 @@ def _add(items: list[str], new: list[str], cap: int) -> list[str]:
     return out
 
 
+def story_is_full(states: Iterable[AlertState]) -> bool:
+    """Whether the alerts of one story (one table value) have taken ``MAX_SEEN_PER_STORY``
+    articles between them: their records then stop growing, as one alert's does at
+    ``MAX_SEEN_ARTICLES``, so a story hitting hundreds of watches stays far under the
+    producer's record limit (8 MiB)."""
+    return sum(len(state.seen) for state in states) >= MAX_SEEN_PER_STORY * TOKEN_CHARS
+
+
 def decide(state: AlertState | None, article: Article, hit: WatchHit,
-           now: float) -> tuple[AlertState, Alert] | None:
+           now: float, *, story_full: bool = False) -> tuple[AlertState, Alert] | None:
     """The new state and the alert to emit, or ``None`` when nothing changes. The alert's
     ``matches`` are left empty: the agent fills them (``WatchMatcher.evidence``) only for the
-    alerts it sends, not for those a rate limit holds back."""
+    alerts it sends, not for those a rate limit holds back. ``story_full``: ``story_is_full``
+    of the story's states, which then take no new article."""
     story_id = article.story_id or article.id
     token = _token(article.id)
     if state is not None and _has(state.seen, token):
         return None  # seen: a redelivery, or an update already emitted
-    if state is not None and len(state.seen) >= MAX_SEEN_ARTICLES * TOKEN_CHARS:
+    if story_full or (state is not None and len(state.seen) >= MAX_SEEN_ARTICLES * TOKEN_CHARS):
         return None  # final: a fuller record would grow without bound, a pruned one forget
     source = [article.source] if article.source else []
     if state is None:

@@ -127,3 +127,18 @@ def test_a_failed_send_keeps_what_went_out_before_it() -> None:
     assert asyncio.run(deliver(states, fail_on=None)) == 0  # and once more: nothing
     assert len(sent) == len(set(sent)) == 2, sent
     assert {revision for _, revision in sent} == {1}
+
+
+def test_the_alerts_of_one_story_take_a_bounded_number_of_articles_between_them() -> None:
+    from agents.alert.core import MAX_SEEN_PER_STORY, TOKEN_CHARS, story_is_full
+
+    # 300 watches on one story, their records together at the story's budget.
+    per_watch = MAX_SEEN_PER_STORY // 300 + 1
+    states = [AlertState(alert_id=f"al{n}", watch_id=f"w{n}", story_id="story-1", revision=1,
+                         opened_at=0.0, updated_at=0.0, seen="x" * (per_watch * TOKEN_CHARS))
+              for n in range(300)]
+    assert story_is_full(states) and not story_is_full(states[:-10])
+    new = _article(5_000)
+    assert decide(states[0], new, HIT, now=1.0, story_full=True) is None
+    assert decide(None, new, HIT, now=1.0, story_full=True) is None  # not even a new watch
+    assert decide(states[0], new, HIT, now=1.0) is not None
