@@ -25,6 +25,7 @@ import faust
 import orjson
 from faust.types import StreamT, TopicT
 
+from streams.producer import install_idempotent_producer
 from streams.settings import faust_options, load_settings
 
 __all__ = ["HOPS", "PARTITIONS", "app", "topic_names"]
@@ -57,6 +58,7 @@ def topic_names(prefix: str) -> dict[str, str]:
 
 
 # Exactly the client settings of streams/app.py, from the same variables.
+install_idempotent_producer()
 app = faust.App(settings.group_id,
                 **faust_options(settings, data_name=f"passthrough-{settings.web_port}"))
 
