@@ -370,6 +370,12 @@ class Near(_Node):
             for term, f, i, j in leaves:
                 out.add((term.text, f, i, j))
 
+    def gather(self, ctx: _Ctx, terms: list[Term], meta: list[str]) -> None:
+        # The terms of its spans (not every occurrence of them is evidence: ``_Ctx.matches``
+        # collects a NEAR's places); for ``_terms_in_evidence``, which asks which terms.
+        for _, _, _, leaves in self.spans(ctx):
+            terms.extend(leaf[0] for leaf in leaves)
+
 
 _Span = tuple[int, int, int, tuple[tuple["Term", int, int, int], ...]]
 
@@ -787,7 +793,7 @@ def _word_parts(word: str, plural: bool, meta: bool
     base = word[:-1] if star else word
     if "*" in base:
         return word, (), (base.find("*"), "'*' is only allowed at the end of a word")
-    folded = tokens(base)
+    folded = _tokens(base)
     if star and (not folded or len(folded[-1]) < MIN_WILDCARD_PREFIX):
         return word, (), (len(base), f"a wildcard needs at least {MIN_WILDCARD_PREFIX} "
                           "letters before '*'")
@@ -1271,6 +1277,42 @@ def _flat(text: str) -> str | None:
     return text.encode("ascii", "replace").translate(_TABLE).decode("ascii")
 
 
+def _split_odd(found: list[str]) -> list[str] | None:
+    """``found`` (folded tokens) cut at spaces without empty pieces, or None when it needs no
+    cut: a few characters fold (NFKD) to nothing (U+FF9E), to a space (U+FC5E, U+037A) or to
+    words and spaces (U+FDFA), and such a token would shift every token index after it in a
+    joined stream (the kernel splits it at the spaces; the Python matcher counted them)."""
+    joined = " ".join(found)
+    if "" in found or joined.count(" ") != len(found) - 1:
+        return [piece for piece in joined.split(" ") if piece]
+    return None
+
+
+def _tokens(text: str) -> list[str]:
+    """``streams.text.tokens`` with every token non-empty and without a space."""
+    found = tokens(text)
+    if text.isascii():
+        return found
+    cut = _split_odd(found)
+    return found if cut is None else cut
+
+
+def _token_spans(text: str) -> tuple[list[int], list[int]]:
+    """The starts and ends of ``_tokens(text)`` in ``text``: the pieces of a token cut by
+    ``_split_odd`` each span the whole character(s) they come from."""
+    found = token_spans(text)
+    if _split_odd([t.text for t in found]) is None:
+        return [t.start for t in found], [t.end for t in found]
+    starts: list[int] = []
+    ends: list[int] = []
+    for t in found:
+        for piece in t.text.split(" "):
+            if piece:
+                starts.append(t.start)
+                ends.append(t.end)
+    return starts, ends
+
+
 _Place = tuple[int, int, int, str]  # (field, first token, last token, term as written)
 
 
@@ -1292,7 +1334,7 @@ class _Field:
     def __init__(self, text: str) -> None:
         self.text = text
         self.flat = _flat(text)
-        self.toks = self.flat.split() if self.flat is not None else tokens(text)
+        self.toks = self.flat.split() if self.flat is not None else _tokens(text)
         self.joined = " " + " ".join(self.toks) + " " if self.toks else " "
 
 
@@ -1433,11 +1475,8 @@ class _Ctx:
         spans = self._spans[f]
         field = self.fields[f]
         if spans is None:
-            if field.flat is None:
-                found = token_spans(field.text)
-                spans = ([t.start for t in found], [t.end for t in found])
-            else:
-                spans = (_token_starts(field.flat), None)  # a flat token is as long as the original
+            # A flat token is as long as the original: its start says where it ends.
+            spans = _token_spans(field.text) if field.flat is None else (_token_starts(field.flat), None)
             self._spans[f] = spans
         starts, ends = spans
         start = starts[i]
@@ -1459,11 +1498,14 @@ def _collected(ctx: _Ctx, root: _Node) -> tuple[list[tuple[str, int, int, int]],
 
 def _terms_in_evidence(ctx: _Ctx, root: _Node, terms: list[Term]) -> list[str]:
     """The terms (``terms``: the query's, in its order) that are evidence, as written, then
-    the meta terms that hold: the plain definition of a hit's ``terms``."""
-    ordered, meta = _collected(ctx, root)
-    seen = {o[0] for o in ordered}
-    return list(dict.fromkeys([t.text for t in terms
-                               if t.field not in META_FIELDS and t.text in seen] + meta))
+    the meta terms that hold: the plain definition of a hit's ``terms``. Each term by itself,
+    not by its text: ``title:x OR (y AND x)`` matched in the body is ``["y", "x"]``, as the
+    terms that matched come in the query, whatever ``title:x`` (no evidence) comes first."""
+    found: list[Term] = []
+    meta: list[str] = []
+    root.gather(ctx, found, meta)
+    used = {id(t) for t in found}
+    return list(dict.fromkeys([t.text for t in terms if id(t) in used] + meta))
 
 
 def _static_terms(root: _Node) -> list[str] | None:
@@ -1497,7 +1539,7 @@ def _matches(ctx: _Ctx, root: _Node) -> list[Match]:
 
 @lru_cache(maxsize=65536)
 def _meta_value(value: str) -> str:
-    return _JOIN.join(tokens(value))
+    return _JOIN.join(_tokens(value))
 
 
 _WORD_HEAD = re.compile(r"\S+")
@@ -1522,8 +1564,12 @@ def _snippet(text: str, start: int, end: int) -> str:
 
 def _joined_tokens(text: str) -> str:
     """The folded tokens of a text separated by spaces: what the kernel scans of a text
-    with non-ASCII letters or digits (it folds the others itself)."""
-    return " ".join(tokens(text))
+    with non-ASCII letters or digits (it folds the others itself), as ``_tokens`` cuts them."""
+    found = tokens(text)
+    joined = " ".join(found)
+    if "" in found or joined.count(" ") != len(found) - 1:
+        return " ".join([piece for piece in joined.split(" ") if piece])
+    return joined
 
 
 def _evidence_terms(query: _Query, mask: int) -> list[str]:
@@ -1532,9 +1578,6 @@ def _evidence_terms(query: _Query, mask: int) -> list[str]:
     terms = query.terms
     shown = [t for k, t in enumerate(terms) if mask >> k & 1]
     texts = [t.text for t in shown if t.field not in META_FIELDS]
-    if not query.simple:  # _terms_in_evidence: every term whose text is evidence
-        seen = set(texts)
-        texts = [t.text for t in terms if t.field not in META_FIELDS and t.text in seen]
     return list(dict.fromkeys(texts + [f"{t.field}:{t.text}" for t in shown if t.field in META_FIELDS]))
 
 
