@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test setup broker-jars prometheus-tools lint bench clean
+.PHONY: demo test setup broker-jars prometheus-tools lint bench faults clean
 
 demo: setup broker-jars
 	$(BIN)/wirewatch demo
@@ -55,6 +55,13 @@ BENCH_ARGS ?=
 
 bench: setup broker-jars
 	PYTHONPATH=. $(BIN)/python bench/pipeline_bench.py $(BENCH_ARGS)
+
+# Issue 17: the fault suite (broker and worker kills, hostile input, pathological watches,
+# HTTP load) on real workers; prints one table. FAULT_ARGS="--short" for the CI-sized run.
+FAULT_ARGS ?=
+
+faults: setup broker-jars
+	PYTHONPATH=. $(BIN)/python bench/faults.py $(FAULT_ARGS)
 
 lint: setup
 	$(BIN)/ruff check .

@@ -5,7 +5,10 @@
     ├── BrokerError            the embedded broker could not be fetched or started
     ├── WatchError             a watch definition is invalid (bad query, bad file)
     └── RejectedInput          one message cannot be processed; it goes to the dead-letter topic
-        ├── TooLarge           payload over the configured size limit
+        ├── TooLarge           payload over the configured size limit (or HTML nested too deep)
+        ├── FieldTooLong       a field (id, url, source...) or the key used as id over its bound
+        ├── BadId              an id (or the key used as id) with control characters
+        ├── TooComplex         HTML that would cost the parser superlinear time or memory
         ├── BadEncoding        bytes that are not UTF-8
         ├── BinaryPayload      control characters / NUL bytes: not text
         ├── MalformedJSON      looks like JSON but does not parse
@@ -23,14 +26,17 @@ from __future__ import annotations
 __all__ = [
     "REJECTION_REASONS",
     "BadEncoding",
+    "BadId",
     "BadRecord",
     "BinaryPayload",
     "BrokerError",
     "ConfigError",
     "EmptyBody",
+    "FieldTooLong",
     "MalformedJSON",
     "NotAnObject",
     "RejectedInput",
+    "TooComplex",
     "TooLarge",
     "WatchError",
     "WirewatchError",
@@ -68,6 +74,20 @@ class TooLarge(RejectedInput):
     reason = "too_large"
 
 
+class FieldTooLong(RejectedInput):
+    """A field from outside (or the message key used as the article id) over its size bound;
+    the message names the field, its length and the bound."""
+
+    reason = "field_too_long"
+
+
+class TooComplex(RejectedInput):
+    """HTML whose structure (too many tags or attributes, long option lists, formatting
+    elements the parser would copy into every paragraph) would cost superlinear parse time."""
+
+    reason = "too_complex"
+
+
 class BadEncoding(RejectedInput):
     reason = "bad_encoding"
 
@@ -96,11 +116,18 @@ class BadRecord(RejectedInput):
     reason = "bad_record"
 
 
+class BadId(RejectedInput):
+    reason = "bad_id"
+
+
 #: Every reason code a dead letter can carry, so metrics can pre-create their label sets.
 #: "webhook_*" come from the webhook sink (agents/webhook). "internal_error" is an unexpected
 #: exception in our own code (a bug), still dead-lettered.
 REJECTION_REASONS: tuple[str, ...] = (
     TooLarge.reason,
+    FieldTooLong.reason,
+    BadId.reason,
+    TooComplex.reason,
     BadEncoding.reason,
     BinaryPayload.reason,
     MalformedJSON.reason,

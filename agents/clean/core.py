@@ -5,22 +5,30 @@ Flow of :func:`clean`, cheapest checks first so bad input is rejected before any
 1. **Guard the bytes** (:func:`decode_payload`): size limit, UTF-8 BOM, NUL bytes and
    control-character ratio, strict UTF-8.
 2. **Parse** (:func:`parse_payload`) by the first non-blank character: ``{`` is a JSON
-   object; ``<`` is HTML (:func:`parse_html`, selectolax/Lexbor; pathologically deep nesting
-   is refused first because Lexbor is quadratic in it); any other text that parses as JSON
-   (``[1]``, ``42``, ``"x"``) is not an object; everything else (including "[Reuters] ...")
-   is plain text. Each path yields a :class:`Parsed`: metadata plus the body as text with
-   one paragraph per line. HTML character references left in JSON/plain text are decoded.
+   object (each field's type, then its size: ``MAX_ID_CHARS``, ``MAX_URL_CHARS``...); ``<``
+   is HTML (:func:`parse_html`, selectolax/Lexbor, after a linear scan that refuses markup
+   Lexbor would take superlinear time or memory on: too deep, too many tags or attributes,
+   formatting elements it would copy into every paragraph); any other text that parses as
+   JSON (``[1]``, ``42``, ``"x"``) is not an object; everything else (including "[Reuters]
+   ...") is plain text. Each path yields a :class:`Parsed`: metadata plus the body as text
+   with one paragraph per line. HTML character references left in JSON/plain text are
+   decoded.
 3. **Unicode repair** (:func:`fix_unicode`): mojibake (ftfy, only when a cheap regex sees the
-   tell-tale byte pairs, because ftfy costs ~300 µs per article), NFC, control and
-   zero-width characters.
+   tell-tale byte pairs, because ftfy costs ~300 µs per article, and only over the first
+   ``_MAX_REPAIR_*`` characters, lines and sequences), NFC (runs of combining marks cut to
+   30 first), control and zero-width characters.
 4. **Paragraphs and boilerplate** (:func:`body_paragraphs`): whitespace collapsed per line,
    promo/footer/byline lines removed by the :data:`BOILERPLATE_RULES` table, paragraphs
    joined by a blank line and cut to ``max_body_chars``.
 5. **Metadata**: title (or the body's first sentence), date, URL, source, language
-   (:func:`detect_language`), then the deterministic id (:func:`article_id`).
+   (:func:`detect_language`), then the deterministic id (:func:`article_id`; a message key
+   used as the id is held to ``MAX_ID_CHARS``).
 
 Failures the publisher can fix raise a ``streams.errors.RejectedInput`` subclass; anything
-else escaping from here is a bug in this module.
+else escaping from here is a bug in this module. Every field from outside has a size bound
+and every step a work bound: no payload up to the 1 MiB default ``max_bytes`` costs more
+than ~0.5 s of CPU on the 2-core dev machine, the worst being pages at the edge of the HTML
+bounds (tests/unit/test_clean_limits.py holds the pathological inputs).
 
 Plain text: every non-empty line is a paragraph. Single-newline paragraphs (seed 003) are far
 more common in news feeds than hard-wrapped lines, so lines are never re-joined.
@@ -28,14 +36,16 @@ more common in news feeds than hard-wrapped lines, so lines are never re-joined.
 
 from __future__ import annotations
 
+import functools
 import html as html_lib
 import re
 import unicodedata
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from enum import Enum
+from itertools import accumulate, islice, repeat
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -45,10 +55,13 @@ from selectolax.lexbor import LexborHTMLParser, LexborNode
 
 from streams.errors import (
     BadEncoding,
+    BadId,
     BinaryPayload,
     EmptyBody,
+    FieldTooLong,
     MalformedJSON,
     NotAnObject,
+    TooComplex,
     TooLarge,
     WrongFieldType,
 )
@@ -78,6 +91,37 @@ __all__ = [
 
 MAX_TITLE_CHARS = 500
 FALLBACK_TITLE_CHARS = 200
+# A title is read up to this many characters before it is cut to MAX_TITLE_CHARS (only a
+# title with thousands of blank or invisible characters reads differently): repairing the
+# Unicode of a megabyte "title" would cost a second for 500 characters kept.
+_TITLE_READ_CHARS = 8 * MAX_TITLE_CHARS
+
+# Size bounds on the fields read from outside. Records carry them through every topic (ids
+# also as Kafka keys and, up to 200 of them, on each alert), so none may be unbounded. An id,
+# message key, URL, source, language or date over its bound that the publisher sent as a
+# field (or as the key) is refused, FieldTooLong (reason "field_too_long"), naming the field:
+# only the publisher can fix it, and a hash or a cut would silently change what they sent.
+# The same metadata read from an HTML page (canonical link, og:site_name, <html lang>, a
+# date in a meta tag) is dropped instead, like an unreadable date: the page's body is still
+# good. Titles are cut to MAX_TITLE_CHARS, bodies to max_body_chars.
+#: Ids: the longest in real feeds are RSS guids that are permalinks (205 characters in
+#: ../shared/data/feeds); 512 leaves room for long URLs, and 200 ids on an alert stay
+#: within 100 KB.
+MAX_ID_CHARS = 512
+#: The de-facto URL limit: the sitemap protocol requires URLs under 2,048 characters, and
+#: browsers and CDNs fail near it; watches' webhook URLs have the same bound.
+MAX_URL_CHARS = 2_048
+#: An outlet name ("The Daily Example", rarely past 60 characters) or a host name (at most
+#: 253 in DNS); it is repeated in every alert's source list.
+MAX_SOURCE_CHARS = 256
+#: Software must handle BCP 47 tags of up to 35 characters (RFC 5646, 4.4.1); 64 leaves room
+#: for sloppy values that still start with a code ("en-US,en;q=0.9,fr;q=0.8").
+MAX_LANGUAGE_CHARS = 64
+#: The longest date forms (RFC 2822 with a zone comment, ISO 8601 with nanoseconds and an
+#: offset) stay under 60 characters.
+MAX_DATE_CHARS = 100
+#: A host name, at most 253 characters in DNS: a longer "host" is not one.
+_MAX_HOST_CHARS = 253
 _UTF8_BOM = b"\xef\xbb\xbf"
 # More than this share of C0 control bytes (besides tab/newlines) means "not text": genuine
 # articles have essentially none, while terminal dumps or binary blobs have plenty.
@@ -181,6 +225,18 @@ def _describe(value: object) -> str:
     return f"{_json_kind(value)} {shown}"
 
 
+def _check_length(what: str, value: str | None, limit: int) -> None:
+    if value is not None and len(value) > limit:
+        raise FieldTooLong(
+            f"{what} is {len(value):,} characters, over the {limit:,}-character limit"
+        )
+
+
+def _within(value: str | None, limit: int) -> str | None:
+    """``value``, or None when it is longer than ``limit`` (metadata read from markup)."""
+    return value if value is None or len(value) <= limit else None
+
+
 def _str_field(data: dict[str, Any], name: str) -> str | None:
     value = data.get(name)
     if value is None or isinstance(value, str):
@@ -227,8 +283,21 @@ def _parse_json(data: dict[str, Any]) -> Parsed:
         published_at=_date_field(data),
         language=_str_field(data, "language"),
     )
+    # Then the sizes, still before any costly work.
+    raw_date = data.get("published_at")
+    raw_date = raw_date if isinstance(raw_date, str) else None
+    if (
+        len(parsed.id or "") > MAX_ID_CHARS or len(parsed.url or "") > MAX_URL_CHARS
+        or len(parsed.source or "") > MAX_SOURCE_CHARS or len(raw_date or "") > MAX_DATE_CHARS
+        or len(parsed.language or "") > MAX_LANGUAGE_CHARS
+    ):  # fmt: skip
+        _check_length("field 'id'", parsed.id, MAX_ID_CHARS)
+        _check_length("field 'url'", parsed.url, MAX_URL_CHARS)
+        _check_length("field 'source'", parsed.source, MAX_SOURCE_CHARS)
+        _check_length("field 'published_at'", raw_date, MAX_DATE_CHARS)
+        _check_length("field 'language'", parsed.language, MAX_LANGUAGE_CHARS)
     if parsed.title:
-        parsed.title = unescape_entities(parsed.title)
+        parsed.title = unescape_entities(parsed.title[:_TITLE_READ_CHARS])
     if text and text.strip():
         if _LOOKS_LIKE_HTML.match(text) and "</" in text:
             parsed.body = parse_html(text).body
@@ -248,7 +317,15 @@ def unescape_entities(text: str) -> str:
     """Decode HTML character references left in text fields by RSS-fed publishers."""
     if "&" not in text:
         return text
-    return _ENTITY.sub(lambda match: html_lib.unescape(match.group()), text)
+    return _ENTITY.sub(_unescape_match, text)
+
+
+def _unescape_match(match: re.Match[str]) -> str:
+    return _unescape_reference(match.group())
+
+
+# A text holds few distinct references, often many times ("&amp;", "&#8217;").
+_unescape_reference = functools.lru_cache(maxsize=4096)(html_lib.unescape)
 
 
 def _merge_missing(into: Parsed, extra: Parsed) -> None:
@@ -313,41 +390,406 @@ _META_DATE_KEYS = (
 )  # fmt: skip
 
 
-# Lexbor's tree builder is quadratic in the number of open block elements (each new <div>
-# scans the open-element stack): 20,000 nested <div>s take 1.8 s, 100,000 take 27 s. Real
-# pages nest a few dozen deep, so anything past this is garbage that would stall a partition.
-_MAX_BLOCK_DEPTH = 1000
-_BLOCK_TAG = re.compile(
-    r"<(/?)(?:div|ul|ol|dl|blockquote|section|article|aside|nav|header|footer|main|figure"
-    r"|figcaption|fieldset|details|summary|form|center|menu|dir|address|hgroup|dialog)\b",
-    re.IGNORECASE,
+# Lexbor (selectolax) parses real pages in milliseconds but is superlinear in a few structures,
+# and one message built from them stalls the worker. Measured on this machine (one core):
+#
+# * the stack of open elements: block start tags and most end tags scan it, so depth costs
+#   quadratic time (20,000 nested <div>s: 1.8 s; 25,000 nested <span>s then as many </div>s,
+#   300 KB: 4.0 s);
+# * attributes: each is compared with the element's others (200,000 on one element: 141 s),
+#   and their names go into a table that degrades past ~20,000 distinct names (76,800 spread
+#   over 300 elements: 2.6 s; 60,000 <html aN> tags, merged into one element: 18 s);
+# * formatting elements left open (<b id=1>...<b id=999>) that a block's end tag pops are
+#   re-created by the parser in every later paragraph: 69 KB made 4 million elements (1.2 s);
+#   1 MB would exhaust memory;
+# * <option>s in one <select>: 30,000 take 3.7 s;
+# * and every element costs ~4 µs in clean() after parsing (250,000 <br>s: 0.9 s).
+#
+# _check_markup tokenizes the markup once (one regex, linear: every quantifier is possessive
+# and an unclosed comment, quote or script runs to the end, as in HTML) and refuses what would
+# cross a bound. Depth and open formatting elements are first bounded by plain running counts
+# of start and end tags (computed in C); only markup those counts cannot clear goes through
+# _simulate_tree, a rough model of the tree builder that knows names, implied end tags and the
+# list of active formatting elements. Nesting deeper than _MAX_DEPTH stays a TooLarge, as
+# before; the other bounds raise TooComplex.
+
+#: Real pages nest a few dozen elements deep (at most 20 in ../shared/data/feeds/pages).
+_MAX_DEPTH = 1000
+#: Start and end tags, plus the copies of formatting elements the parser will make. The real
+#: pages beside the repository have at most 2,300 tags (1,134 elements); 50,000 is 20 times
+#: that and costs at most ~0.2 s through clean() (50,000 <br>s or <p>s).
+_MAX_TAGS = 50_000
+#: On one tag. The real pages have at most 15; 256 on every element of a 1 MiB page parse in
+#: 0.15 s, 1,000 in 0.5 s.
+_MAX_ATTRIBUTES = 256
+#: Distinct attribute names in a page. The real pages have 34 to 72; 20,000 parse in 35 ms,
+#: 40,000 in 0.45 s.
+_MAX_ATTRIBUTE_NAMES = 20_000
+#: <option> and <optgroup> tags. A country list has ~250; 5,000 in one <select> parse in 0.1 s.
+_MAX_OPTIONS = 5_000
+# Markup with at most this many "<" and characters is not scanned (the scan costs about as
+# much as parsing a small page): it cannot nest deeper than _MAX_DEPTH or come near the other
+# bounds; the worst it can do is make ~90,000 formatting copies (300 unclosed <b id=N> and 300
+# paragraphs: 0.25 s) or put ~8,000 attributes on one element (0.1 s). A single article in a
+# light page is below both (~550 tags in bench/clean_bench.py's pages).
+_SCAN_MIN_TAGS = 600
+_SCAN_MIN_CHARS = 32_768
+
+# The text of scripts, styles, comments... is not markup: the scan skips it, as the parser does.
+_RAW_TEXT = "script|style|textarea|title|xmp|iframe|noembed|noframes|plaintext"
+_RAW_TEXT_FIRST = "sStTxXiInNpP"  # their first letters: a cheap test before the names
+# The attributes of a tag: up to ">", except in a value quoted right after "=" (which may hold
+# ">"; a quote anywhere else is part of a name, as in HTML).
+_TAG_REST = r"""([^>=]*+(?:=\s*+(?:"[^"]*+"?|'[^']*+'?)?[^>=]*+)*+)"""
+# One token per match: a comment (no groups), or a tag: (raw-text name, "/" and name,
+# attributes); a raw-text element's match runs on over its text.
+_MARKUP_TOKEN = re.compile(
+    r"<(?:!--[^-]*+(?:-(?!->)[^-]*+)*+(?:-->)?"
+    rf"|(?:(?=[{_RAW_TEXT_FIRST}])(?=((?i:{_RAW_TEXT}))(?![^\s/>]))|)(/?[a-zA-Z][^\s/>]*+){_TAG_REST}"
+    r"(?(1)(?:>[^<]*+(?:<(?!/(?i:\1))[^<]*+)*+)?))"
 )
+_NOT_ATTRIBUTE_SEPARATOR = bytes(sorted(set(range(256)) - set(b" \t\n\r\f/=")))
+_ATTRIBUTE_NAME = re.compile(
+    r"""((?:=|[^\s/>=])[^\s/>=]*+)(?:\s*+=\s*+(?:"[^"]*+"?|'[^']*+'?|[^\s>]*+))?"""
+)
+# Elements that never hold others (and html, head, body: a repeat merges into the first).
+_VOID = frozenset({
+    "area", "base", "basefont", "bgsound", "br", "col", "embed", "frame", "hr", "image",
+    "img", "input", "isindex", "keygen", "link", "meta", "param", "source", "track", "wbr",
+    "html", "head", "body",
+})  # fmt: skip
+# A start tag closes an open element of its group near the top of the stack, as the parser's
+# implied end tags do ("<li>a<li>b", "<td>1<td>2", "<p>x<p>y", "<h2>a<h3>b"), unless an
+# element that fences the group off comes first ("<li><ul><li>" nests).
+_SIBLING_GROUP = {
+    "li": "li", "dt": "dd", "dd": "dd", "option": "option", "optgroup": "optgroup",
+    "tr": "tr", "td": "td", "th": "td", "thead": "tbody", "tbody": "tbody", "tfoot": "tbody",
+    "colgroup": "colgroup", "caption": "caption", "rb": "rb", "rt": "rb", "rtc": "rb",
+    "rp": "rb", "h1": "h", "h2": "h", "h3": "h", "h4": "h", "h5": "h", "h6": "h",
+}  # fmt: skip
+_SCOPE = frozenset({"table", "template", "caption", "applet", "object", "marquee", "svg", "math"})
+# The elements the tree builder calls "special": an end tag for an ordinary element (<span>,
+# a custom one) that would have to pop one of them is ignored.
+_SPECIAL = frozenset({
+    "address", "applet", "area", "article", "aside", "base", "basefont", "bgsound",
+    "blockquote", "body", "br", "button", "caption", "center", "col", "colgroup", "dd",
+    "details", "dir", "div", "dl", "dt", "embed", "fieldset", "figcaption", "figure", "footer",
+    "form", "frame", "frameset", "h1", "h2", "h3", "h4", "h5", "h6", "head", "header",
+    "hgroup", "hr", "html", "iframe", "img", "input", "keygen", "li", "link", "listing",
+    "main", "marquee", "menu", "meta", "nav", "noembed", "noframes", "noscript", "object",
+    "ol", "p", "param", "plaintext", "pre", "script", "search", "section", "select", "source",
+    "style", "summary", "table", "tbody", "td", "template", "textarea", "tfoot", "th",
+    "thead", "title", "tr", "track", "ul", "wbr", "xmp", "svg", "math",
+})  # fmt: skip
+_ELEMENT_SCOPE = _SCOPE | {"html", "td", "th"}
+_TABLE_SCOPE = frozenset({"html", "table", "template"})
+# How far down the stack a start tag looks for an open element of its group, and what stops
+# it: <option> and headings only close the current node; <li>, <dd> and <dt> stop at any
+# special element but address, div and p; <p> looks in "button scope"; table parts in table
+# scope.
+_SIBLING_REACH = {"option": 1, "optgroup": 1, "colgroup": 1, "rb": 1, "h": 1}
+_DEFAULT_REACH = 4
+_FENCES = {
+    "li": _SPECIAL - {"address", "div", "p"},
+    "dd": _SPECIAL - {"address", "div", "p"},
+    "tr": _TABLE_SCOPE,
+    "td": _TABLE_SCOPE | {"tr"},
+    "tbody": _TABLE_SCOPE,
+    "caption": _TABLE_SCOPE,
+}
+# Start tags that first close an open <p> (in "button scope"), as the builder does.
+_CLOSES_P = frozenset({
+    "address", "article", "aside", "blockquote", "center", "details", "dialog", "dir", "div",
+    "dl", "fieldset", "figcaption", "figure", "footer", "form", "header", "hgroup", "main",
+    "menu", "nav", "ol", "p", "search", "section", "summary", "ul", "h1", "h2", "h3", "h4",
+    "h5", "h6", "pre", "listing", "li", "dd", "dt", "plaintext", "table", "hr", "xmp",
+})  # fmt: skip
+# What stops an end tag from reaching its element (it is then ignored), by element; for an
+# element not listed, _ELEMENT_SCOPE if it is special or a formatting one, else _SPECIAL.
+_END_FENCE = {
+    "p": _ELEMENT_SCOPE | {"button"},
+    "li": _ELEMENT_SCOPE | {"ol", "ul"},
+    **dict.fromkeys(("table", "tbody", "thead", "tfoot", "tr", "td", "th", "colgroup"),
+                    _TABLE_SCOPE),
+}
+# The list of active formatting elements this model scans for free (a real page's is short).
+_FREE_SCAN = 8
+# How a tag moves the running depth count: +1 or -1, or 0 for the elements that cannot nest
+# without a counted parent.
+_HTML_ELEMENTS = (
+    "a", "abbr", "acronym", "address", "applet", "area", "article", "aside", "audio", "b",
+    "base", "basefont", "bdi", "bdo", "bgsound", "big", "blink", "blockquote", "body", "br",
+    "button", "canvas", "caption", "center", "cite", "code", "col", "colgroup", "data",
+    "datalist", "dd", "del", "details", "dfn", "dialog", "dir", "div", "dl", "dt", "em",
+    "embed", "fieldset", "figcaption", "figure", "font", "footer", "form", "frame",
+    "frameset", "h1", "h2", "h3", "h4", "h5", "h6", "head", "header", "hgroup", "hr",
+    "html", "i", "iframe", "image", "img", "input", "ins", "isindex", "kbd", "keygen",
+    "label", "legend", "li", "link", "listing", "main", "map", "mark", "marquee", "math",
+    "menu", "meta", "meter", "nav", "nobr", "noembed", "noframes", "noscript", "object",
+    "ol", "optgroup", "option", "output", "p", "param", "picture", "plaintext", "pre",
+    "progress", "q", "rb", "rp", "rt", "rtc", "ruby", "s", "samp", "script", "search",
+    "section", "select", "slot", "small", "source", "span", "strike", "strong", "style",
+    "sub", "summary", "sup", "svg", "table", "tbody", "td", "template", "textarea", "tfoot",
+    "th", "thead", "time", "title", "tr", "track", "tt", "u", "ul", "var", "video", "wbr",
+    "xmp",
+)  # fmt: skip
+_DEPTH_STEP = {
+    **{name: 1 for name in _HTML_ELEMENTS},
+    **{f"/{name}": -1 for name in _HTML_ELEMENTS},
+    **{name: 0 for name in ("", *_VOID, *_SIBLING_GROUP)},
+    **{f"/{name}": 0 for name in (*_VOID, *_SIBLING_GROUP)},
+}
+# The formatting elements the parser re-creates, and the elements that fence them off.
+_FORMATTING = frozenset(
+    {"a", "b", "big", "code", "em", "font", "i", "nobr", "s", "small", "strike", "strong", "tt", "u"}
+)
+_FORMATTING_STEP = {name: 1 for name in _FORMATTING} | {f"/{name}": -1 for name in _FORMATTING}
+_MARKERS = frozenset({"applet", "caption", "marquee", "object", "td", "template", "th"})
 
 
-def _check_depth(markup: str) -> None:
-    if markup.count("<") <= _MAX_BLOCK_DEPTH:
-        return  # cannot nest deeper than it has tags: skip the scan for ordinary pages
-    depth = 0
-    for match in _BLOCK_TAG.finditer(markup):
-        depth = max(depth - 1, 0) if match.group(1) else depth + 1
-        if depth > _MAX_BLOCK_DEPTH:
-            raise TooLarge(
-                f"HTML nests block elements more than {_MAX_BLOCK_DEPTH:,} deep "
-                f"(at character {match.start():,}): too deep to parse in bounded time"
+def _too_complex(what: str, limit: int) -> TooComplex:
+    return TooComplex(
+        f"HTML has {what}, over the limit of {limit:,}: too complex to parse in bounded time"
+    )
+
+
+def _too_deep() -> TooLarge:
+    return TooLarge(
+        f"HTML nests elements more than {_MAX_DEPTH:,} deep: too deep to parse in bounded time"
+    )
+
+
+def _highest(steps: Iterable[int]) -> int:
+    """At least the highest value of a counter that starts at 0, moves by ``steps`` and never
+    drops below 0 (exactly that when the running sum never goes below 0), in C."""
+    sums = list(accumulate(steps, initial=0))
+    return max(sums) - min(sums)
+
+
+def _check_markup(markup: str) -> None:
+    """Refuse markup that would cost Lexbor superlinear time or memory (see above)."""
+    if len(markup) <= _SCAN_MIN_CHARS and markup.count("<") <= _SCAN_MIN_TAGS:
+        return
+    # [text, raw-text name, name, attributes, text, ...]: columns are slices, all in C. A
+    # comment's groups are None.
+    parts = _MARKUP_TOKEN.split(markup)
+    # Lower-cased in one call; two spaces between names let str.count find " name " (a name
+    # holds no whitespace).
+    names = "  ".join(filter(None, parts[2::4])).lower()
+    tags = names.split()
+    names = f" {names} "
+    # Depth first, so that deep nesting is still reported as such (TooLarge). Unknown names
+    # count +1 even as end tags: custom elements only make the bound looser.
+    if _highest(filter(None, map(_DEPTH_STEP.get, tags, repeat(1)))) > _MAX_DEPTH:
+        _simulate_tree(zip(parts[1::4], parts[2::4], parts[3::4], strict=True))
+    if len(tags) > _MAX_TAGS:
+        raise _too_complex(f"{len(tags):,} tags", _MAX_TAGS)
+    # Each start tag or text may make a copy of every open formatting element (hence 2 x).
+    formatting = _highest(filter(None, map(_FORMATTING_STEP.get, tags)))
+    if len(tags) * (1 + 2 * formatting) > _MAX_TAGS:
+        _simulate_tree(zip(parts[1::4], parts[2::4], parts[3::4], strict=True))
+    options = names.count(" option ") + names.count(" optgroup ")
+    if options > _MAX_OPTIONS:
+        raise _too_complex(f"{options:,} <option>s", _MAX_OPTIONS)
+    _check_attributes(list(filter(None, parts[3::4])))
+    # A repeated <html> or <body> tag adds the attributes the first one lacks to its element.
+    for merged in ("html", "body"):
+        if names.count(f" {merged} ") > 1:
+            rests = [
+                rest for name, rest in zip(parts[2::4], parts[3::4], strict=True)
+                if rest and name is not None and name.lower() == merged
+            ]  # fmt: skip
+            count = len(set(_ATTRIBUTE_NAME.findall(" ".join(rests).lower())))
+            if count > _MAX_ATTRIBUTES:
+                raise _too_complex(
+                    f"{count:,} attributes on its <{merged}> tags, which make one element",
+                    _MAX_ATTRIBUTES,
+                )
+
+
+def _most_attributes(text: str) -> int:
+    """At least the number of attributes in ``text`` (attribute parts of tags): each one but
+    a tag's first follows whitespace, "/" or a quoted value (which follows an "="). Counted
+    on the UTF-8 bytes, where these ASCII characters cannot be part of another character."""
+    return len(text.encode().translate(None, _NOT_ATTRIBUTE_SEPARATOR)) + text.count("=")
+
+
+def _check_attributes(rests: list[str]) -> None:
+    if not rests:
+        return
+    longest = 2 * _MAX_ATTRIBUTES  # each attribute takes 2 characters or more
+    if max(map(len, rests)) > longest:
+        for rest in [rest for rest in rests if len(rest) > longest]:
+            if _most_attributes(rest) >= _MAX_ATTRIBUTES:
+                count = len(_ATTRIBUTE_NAME.findall(rest))
+                if count > _MAX_ATTRIBUTES:
+                    raise _too_complex(f"a tag with {count:,} attributes", _MAX_ATTRIBUTES)
+    joined = " ".join(rests)
+    if len(joined) > 2 * _MAX_ATTRIBUTE_NAMES and (
+        len(rests) + _most_attributes(joined) > _MAX_ATTRIBUTE_NAMES
+    ):
+        names = len(set(_ATTRIBUTE_NAME.findall(joined)))
+        if names > _MAX_ATTRIBUTE_NAMES:
+            raise _too_complex(f"{names:,} distinct attribute names", _MAX_ATTRIBUTE_NAMES)
+
+
+def _simulate_tree(tokens: Iterable[tuple[str | None, str | None, str | None]]) -> None:
+    """Follow the stack of open elements and the list of active formatting elements roughly
+    as the tree builder does, and count the work: tags, the formatting elements the builder
+    re-creates (those popped but still active, at every start tag) and, past a few, the list
+    entries this model scans. Errs towards overestimating depth and work; its own cost is
+    bounded by the work it counts."""
+    stack: list[tuple[str, list[Any] | None]] = []  # (name, its entry in ``active``)
+    open_count: dict[str, int] = {}
+    active: list[list[Any] | None] = []  # [name, attributes, on the stack?]; None: a marker
+    markers: list[int] = []  # the markers' positions in ``active``
+    work = 0
+
+    def push(name: str, entry: list[Any] | None) -> None:
+        stack.append((name, entry))
+        open_count[name] = open_count.get(name, 0) + 1
+        if len(stack) > _MAX_DEPTH:
+            raise _too_deep()
+
+    def pop_to(name: str) -> None:
+        while True:
+            top, entry = stack.pop()
+            open_count[top] -= 1
+            if entry is not None:
+                entry[2] = False  # popped, but still active until its own end tag
+            if top in _MARKERS and markers:
+                del active[markers.pop() :]
+            if top == name:
+                return
+
+    def reconstruct(first: int) -> int:
+        """Re-create the active formatting elements that were popped (the run of them at the
+        end of the list), as the builder does before inline content; return how many."""
+        index = len(active)
+        while index > first and (entry := active[index - 1]) is not None and not entry[2]:
+            index -= 1
+        for entry in active[index:]:
+            assert entry is not None
+            entry[2] = True
+            push(entry[0], entry)
+        return len(active) - index
+
+    def close(name: str) -> None:
+        """An end tag: pop to its element, unless a fence comes first (the tag is then
+        ignored). A formatting element with a special one above it (the adoption agency's
+        "furthest block") and a <form> leave the stack but what is above them stays open.
+        Walks that pop nothing are counted as work."""
+        nonlocal work
+        if not open_count.get(name):
+            return
+        fence = _END_FENCE.get(name) or (
+            _ELEMENT_SCOPE if name in _SPECIAL or name in _FORMATTING else _SPECIAL
+        )
+        special_above = False
+        for index in range(len(stack) - 1, -1, -1):
+            top = stack[index][0]
+            if top == name:
+                if name == "form" or (special_above and name in _FORMATTING):
+                    work += len(stack) - index
+                    del stack[index]
+                    open_count[name] -= 1
+                else:
+                    pop_to(name)
+                return
+            if top in fence:
+                work += len(stack) - index
+                return
+            special_above = special_above or top in _SPECIAL
+
+    def last_active(name: str, first: int) -> int | None:
+        for index in range(len(active) - 1, first - 1, -1):
+            entry = active[index]
+            if entry is not None and entry[0] == name:
+                return index
+        return None
+
+    for raw_name, name, rest in tokens:
+        if name is None or rest is None:
+            continue  # a comment
+        name = name.lower()
+        slash = name[0] == "/"
+        if slash:
+            name = name[1:]
+        first = markers[-1] + 1 if markers else 0
+        work += 1
+        if name in _FORMATTING:
+            work += max(0, len(active) - first - _FREE_SCAN)
+        if work > _MAX_TAGS:
+            raise _too_complex(
+                f"more than {_MAX_TAGS:,} tags and copies of unclosed formatting elements",
+                _MAX_TAGS,
             )
+        if slash:
+            index = last_active(name, first) if name in _FORMATTING else None
+            if index is not None:  # the adoption agency, roughly
+                entry = active.pop(index)
+                if entry is not None and entry[2]:
+                    close(name)
+            else:
+                close(name)
+            continue
+        if name in _CLOSES_P:
+            close("p")
+        if raw_name or name in _VOID:
+            work += reconstruct(first)
+            continue
+        if (rest.endswith("/") and (open_count.get("svg") or open_count.get("math"))
+                and name not in _FORMATTING and name not in _MARKERS):  # fmt: skip
+            continue  # self-closing, in SVG or MathML only
+        group = _SIBLING_GROUP.get(name)
+        if group is not None:
+            fence = _FENCES.get(group, _SPECIAL)
+            reach = _SIBLING_REACH.get(group, _DEFAULT_REACH)
+            for index in range(len(stack) - 1, max(len(stack) - reach, 0) - 1, -1):
+                if _SIBLING_GROUP.get(stack[index][0]) == group:
+                    pop_to(stack[index][0])
+                    break
+                if stack[index][0] in fence:
+                    break
+        if name not in _FORMATTING:
+            # A block or other element: its content (text or inline tags) is where the builder
+            # re-creates popped formatting elements, inside it.
+            if name in _MARKERS:
+                markers.append(len(active))
+                active.append(None)
+            push(name, None)
+            if name == "table":
+                push("tbody", None)  # the builder adds it (and a <tr>) when a row comes
+            work += reconstruct(markers[-1] + 1 if markers else 0)
+            continue
+        work += reconstruct(first)
+        if name == "a":  # a new <a> ends the one still active
+            index = last_active("a", first)
+            entry = active.pop(index) if index is not None else None
+            if entry is not None and entry[2]:
+                close("a")
+        else:  # "Noah's Ark": at most three identical entries
+            key = rest.strip()
+            same = [i for i in range(first, len(active))
+                    if (e := active[i]) is not None and e[0] == name and e[1] == key]  # fmt: skip
+            if len(same) >= 3:
+                del active[same[0]]
+        entry = [name, rest.strip(), True]
+        active.append(entry)
+        push(name, entry)
 
 
 def parse_html(markup: str) -> Parsed:
     """Metadata and body paragraphs of an HTML page or fragment."""
-    _check_depth(markup)
+    _check_markup(markup)
     tree = LexborHTMLParser(markup)
     meta = _meta_tags(tree)
     parsed = Parsed(
         title=_html_title(tree, meta),
-        source=meta.get("og:site_name"),
-        url=_html_url(tree, meta),
+        source=_within(meta.get("og:site_name"), MAX_SOURCE_CHARS),
+        url=_within(_html_url(tree, meta), MAX_URL_CHARS),
         published_at=_html_date(tree, meta),
-        language=_html_lang(tree),
+        language=_within(_html_lang(tree), MAX_LANGUAGE_CHARS),
     )
     tree.strip_tags(_DROP_TAGS)
     for node in tree.css(_JUNK_CANDIDATES):
@@ -397,12 +839,16 @@ def _html_url(tree: LexborHTMLParser, meta: dict[str, str]) -> str | None:
     return (href or "").strip() or meta.get("og:url")
 
 
+_MAX_TIME_ELEMENTS = 20
+
+
 def _html_date(tree: LexborHTMLParser, meta: dict[str, str]) -> str | None:
     for key in _META_DATE_KEYS:
         value = meta.get(key)
         if value and (parsed := parse_date(value)):
             return parsed
-    for node in tree.css("time[datetime]"):
+    # The first few only: a page's own date comes early, and each miss costs ~10 µs.
+    for node in tree.css("time[datetime]")[:_MAX_TIME_ELEMENTS]:
         value = node.attributes.get("datetime")
         if value and (parsed := parse_date(value)):
             return parsed
@@ -431,6 +877,11 @@ def _body_container(tree: LexborHTMLParser) -> LexborNode | None:
     if node is not None:
         return node
     articles = tree.css("article")
+    if len(articles) > 1:
+        # An <article> inside another is no longer than it and comes after it: measure only
+        # the outermost (1,000 nested ones read the text 1,000 times).
+        nested = {node.mem_id for node in tree.css("article article")}
+        articles = [node for node in articles if node.mem_id not in nested]
     if articles:
         return max(articles, key=_text_len)
     return tree.css_first("main") or tree.body or tree.root
@@ -452,17 +903,17 @@ def parse_date(value: str) -> str | None:
     """ISO-8601 form of a date or datetime string, UTC when it carries an offset;
     ``None`` when it cannot be read (a bad date never rejects an article)."""
     value = value.strip()
-    if not value:
+    if not value or len(value) > MAX_DATE_CHARS:
         return None
     try:
         if len(value) == 10:
             return datetime.strptime(value, "%Y-%m-%d").date().isoformat()
         return _iso_datetime(datetime.fromisoformat(value))
-    except ValueError:
+    except (ValueError, OverflowError):  # Overflow: an offset pushing year 1 or 9999 out
         pass
     try:  # RSS feeds use RFC 2822: "Fri, 31 May 2024 10:00:00 GMT"
         return _iso_datetime(parsedate_to_datetime(value))
-    except (TypeError, ValueError, IndexError):
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
 
 
@@ -497,8 +948,21 @@ _FTFY_CONFIG = ftfy.TextFixerConfig(
     uncurl_quotes=False,
     fix_character_width=False,
     fix_latin_ligatures=False,
-    normalization="NFC",
+    # fix_unicode normalises after ftfy, once it has cut runs of combining marks: ftfy's own
+    # NFC would meet the runs that repairing made, uncut.
+    normalization=None,
 )
+# ftfy costs ~20 µs a line and up to ~25 µs a repaired sequence (1.5 µs a character
+# otherwise): 1 MB of mojibake took 3 to 4 s. It repairs the text up to the first of these
+# bounds, at a line's start; the rest keeps its mojibake. A long article has ~20,000
+# characters and a few hundred broken sequences; the worst case costs ~0.15 s.
+_MAX_REPAIR_CHARS = 60_000
+_MAX_REPAIR_LINES = 2_000
+_MAX_REPAIR_SEQUENCES = 2_000
+# Normalising reorders each run of combining marks by insertion sort: 20,000 alternating
+# marks took 0.4 s, 60,000 five. Runs longer than the Stream-Safe Text Format's 30 (UAX #15)
+# are cut to 30; no writing system needs more, only "Zalgo" text has them.
+_MAX_NONSTARTERS = 30
 # Removed outright: invisible and meaningless inside words. ZWJ/ZWNJ stay: they are spelling
 # in Persian, Indic scripts and emoji. Lone surrogates cannot be encoded back to UTF-8.
 _INVISIBLE = re.compile("[\u0080-\u009f\u00ad\u200b\u2060\ufeff\ud800-\udfff]")
@@ -506,14 +970,63 @@ _INVISIBLE = re.compile("[\u0080-\u009f\u00ad\u200b\u2060\ufeff\ud800-\udfff]")
 _CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
+def _repair_mojibake(text: str) -> str:
+    """ftfy over the text up to the first of the _MAX_REPAIR_* bounds."""
+    end = len(text)
+    if end > _MAX_REPAIR_CHARS:
+        end = text.rfind("\n", 0, _MAX_REPAIR_CHARS) + 1 or _MAX_REPAIR_CHARS
+    if text.count("\n", 0, end) > _MAX_REPAIR_LINES:
+        newlines = re.finditer("\n", text)
+        end = next(islice(newlines, _MAX_REPAIR_LINES - 1, None)).end()
+    past = next(islice(_MOJIBAKE.finditer(text, 0, end), _MAX_REPAIR_SEQUENCES, None), None)
+    if past is not None:
+        end = text.rfind("\n", 0, past.start()) + 1 or past.start()
+    fixed = ftfy.fix_text(text[:end], _FTFY_CONFIG)
+    return fixed + text[end:] if end < len(text) else fixed
+
+
+@functools.cache
+def _nonstarter_run() -> re.Pattern[str]:
+    """Runs of more than _MAX_NONSTARTERS characters that may be non-starters (canonical
+    combining class > 0): those of the BMP (found once, ~10 ms) or any astral character
+    (a class of ranges past the BMP would make the regex ten times slower)."""
+    ranges: list[list[int]] = []
+    for code in range(0x300, 0x10000):
+        if unicodedata.combining(chr(code)):
+            if ranges and ranges[-1][1] == code - 1:
+                ranges[-1][1] = code
+            else:
+                ranges.append([code, code])
+    chars = "".join(f"{chr(first)}-{chr(last)}" for first, last in ranges)
+    return re.compile(f"[{chars}\U00010000-\U0010ffff]{{{_MAX_NONSTARTERS + 1},}}")
+
+
+def _cut_run(match: re.Match[str]) -> str:
+    run = match.group()
+    if max(run) < "\U00010000":  # all non-starters
+        return run[:_MAX_NONSTARTERS]
+    kept: list[str] = []
+    count = 0
+    for char in run:
+        count = count + 1 if unicodedata.combining(char) else 0
+        if count <= _MAX_NONSTARTERS:
+            kept.append(char)
+    return "".join(kept)
+
+
+def _normalize(text: str) -> str:
+    """NFC, with runs of combining marks cut to _MAX_NONSTARTERS first."""
+    return unicodedata.normalize("NFC", _nonstarter_run().sub(_cut_run, text))
+
+
 def fix_unicode(text: str) -> str:
     """Repair mojibake, normalise to NFC, drop control and zero-width characters.
     Non-breaking and other exotic spaces are folded later, with all whitespace."""
     if not text.isascii():
         if _MOJIBAKE.search(text):
-            text = ftfy.fix_text(text, _FTFY_CONFIG)
+            text = _repair_mojibake(text)
         if not unicodedata.is_normalized("NFC", text):
-            text = unicodedata.normalize("NFC", text)
+            text = _normalize(text)
         if _INVISIBLE.search(text):
             text = _INVISIBLE.sub("", text)
     if _CONTROL.search(text):
@@ -664,9 +1177,11 @@ def _rule_for(line: str) -> BoilerplateRule | None:
     return BOILERPLATE_RULES[int(match.lastgroup[1:])]
 
 
-def strip_boilerplate(lines: list[str]) -> list[str]:
-    """Remove boilerplate lines; a footer marker in the second half cuts the rest."""
+def strip_boilerplate(lines: list[str], max_chars: int | None = None) -> list[str]:
+    """Remove boilerplate lines; a footer marker in the second half cuts the rest. With
+    ``max_chars``, stop once the kept lines, joined by blank lines, reach that length."""
     kept: list[str] = []
+    size = -2  # of the kept lines joined by "\n\n"
     half = len(lines) // 2
     for index, line in enumerate(lines):
         if (
@@ -678,6 +1193,10 @@ def strip_boilerplate(lines: list[str]) -> list[str]:
         rule = _rule_for(line)
         if rule is None:
             kept.append(line)
+            if max_chars is not None:
+                size += len(line) + 2
+                if size >= max_chars:
+                    break  # the rest would be cut anyway
         elif rule.action is Action.CUT and index >= half:
             break
     return kept
@@ -691,7 +1210,10 @@ def body_paragraphs(body: str, title: str, max_chars: int) -> str:
     # the body there is (some corpora store the headline sentence as the text).
     if len(lines) > 1 and title and lines[0].casefold() == title.casefold():
         lines = lines[1:]
-    text = "\n\n".join(strip_boilerplate(lines))
+    # Only a body longer than max_chars can stop early. The joined lines are at most 9 times
+    # the raw body (NFC triples at most; a blank line per character), a cheap first test.
+    long = 9 * len(body) > max_chars and sum(map(len, lines)) + 2 * len(lines) > max_chars
+    text = "\n\n".join(strip_boilerplate(lines, max_chars if long else None))
     if len(text) > max_chars:
         text = text[:max_chars].rstrip()
     return text
@@ -750,7 +1272,7 @@ def url_host(url: str | None) -> str | None:
         host = urlsplit(url).hostname
     except ValueError:
         return None
-    if not host:
+    if not host or len(host) > _MAX_HOST_CHARS:
         return None
     return host[4:] if host.startswith("www.") else host
 
@@ -759,16 +1281,32 @@ def article_id(
     payload_id: str | None, key: bytes | None, url: str | None, source: str | None,
     title: str, body: str,
 ) -> str:  # fmt: skip
-    """Deterministic id: payload id, else Kafka key, else canonical URL, else content."""
+    """Deterministic id: payload id, else Kafka key, else canonical URL, else content.
+    A key used as the id is held to ``MAX_ID_CHARS`` like the payload's id."""
     if payload_id and payload_id.strip():
-        return payload_id.strip()
+        return _checked_id("field 'id'", payload_id.strip())
     if key:
         decoded = key.decode("utf-8", errors="replace").strip()
         if decoded:
-            return decoded
+            _check_length("the message key (the article id, as the payload has none)",
+                          decoded, MAX_ID_CHARS)
+            return _checked_id("the message key (the article id)", decoded)
     if url:
         return stable_id("url", url)
     return stable_id("content", source or "", title, body)
+
+
+# An id becomes a Kafka key and a label in logs and alerts downstream: a NUL or newline in
+# it breaks consumers that treat keys as text.
+_ID_FORBIDDEN = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def _checked_id(what: str, value: str) -> str:
+    bad = _ID_FORBIDDEN.search(value)
+    if bad is not None:
+        raise BadId(f"{what} contains U+{ord(bad.group()):04X} at character {bad.start()}; "
+                    "an id must be printable text")
+    return value
 
 
 def _language_tag(value: str | None) -> str | None:
@@ -878,7 +1416,7 @@ def clean(
     Raises a ``streams.errors.RejectedInput`` subclass for input that cannot be used.
     """
     parsed = parse_payload(decode_payload(raw, max_bytes))
-    title = _cut_words(one_line(parsed.title or ""), MAX_TITLE_CHARS)
+    title = _cut_words(one_line((parsed.title or "")[:_TITLE_READ_CHARS]), MAX_TITLE_CHARS)
     body = body_paragraphs(parsed.body, title, max_body_chars)
     if not body:
         shown = f" (title: {title[:80]!r})" if title else ""
