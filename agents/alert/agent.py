@@ -13,7 +13,7 @@ from __future__ import annotations
 import functools
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Container
 from typing import Any
 
 import orjson
@@ -22,6 +22,7 @@ from faust.types import EventT, StreamT
 from agents.alert.core import AlertState, decide, story_is_full
 from agents.alert.expiry import OpenAlerts
 from agents.alert.ratelimit import RateLimiter
+from agents.alert.recovery import sent_recently
 from agents.watch_feed import registry, watches_loaded
 from agents.watches import Evidence, WatchRegistry
 from streams.app import app, settings, topics
@@ -68,9 +69,28 @@ def _evict(event: EventT, now: float) -> None:
     METRICS.open_alerts.set(len(alert_table))
 
 
+class _Recent:
+    """Alerts sent in the recovery window before the last rebalance (``recovery``)."""
+
+    sent: Container[tuple[str, str]] = frozenset()
+    stale = True  # read them back before the next event is judged
+
+
 @app.on_rebalance_complete.connect
 async def _table_restored(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
     open_alerts.stale = True
+    _Recent.stale = True
+
+
+async def _recall_sent() -> None:
+    if not _Recent.stale:
+        return
+    _Recent.stale = False
+    started = time.monotonic()
+    _Recent.sent = await sent_recently(settings,
+                                       window_seconds=settings.alert_recovery_seconds)
+    log.info("read back %d alert(s) sent in the last %.0f s in %.1f s", len(_Recent.sent),
+             settings.alert_recovery_seconds, time.monotonic() - started)
 
 
 def _entries() -> list[tuple[bytes, int, float]]:
@@ -126,14 +146,17 @@ stories_and_backfill = app.topic(topic_name(settings, "stories"),
 
 async def alert_on(article: Article, states: dict[str, AlertState], now: float, *,
                    watches: WatchRegistry, limits: RateLimiter,
-                   send: Callable[[Watch, Alert], Awaitable[None]]) -> int:
+                   send: Callable[[Watch, Alert], Awaitable[None]],
+                   already_sent: Container[tuple[str, str]] = frozenset()) -> int:
     """Decide each hit's alert, send it, then record its watch's new state in ``states``, in
     that order, one watch at a time; returns how many states changed. The caller saves
     ``states`` even when this raises: a send that fails leaves the watches before it
     recorded (their alerts went out, and a redelivery must not send them again) and its own
     watch and those after it undecided (a redelivery sends them). Before, states were kept
     aside and saved only after every send, so one failed send made the earlier watches'
-    alerts go out again: the same (alert_id, revision) twice."""
+    alerts go out again: the same (alert_id, revision) twice. An alert in ``already_sent``
+    (alert id, article id) went out before a crash that lost its state: recorded, not sent
+    (``recovery``)."""
     changed = 0
     evidence: Evidence | None = None  # where the article matched, made on first need
     full = story_is_full(states.values())
@@ -148,6 +171,10 @@ async def alert_on(article: Article, states: dict[str, AlertState], now: float, 
         if not limits.admit(hit.watch_id, now, watch.rate_limit):
             limits.hold(alert, now)  # state moves on; the summary reports it
             _alerts_total["suppressed"].inc()
+        elif (alert.alert_id, alert.article_id) in already_sent:
+            log.info("alert %s r%d went out before a restart; not sent again", alert.alert_id,
+                     alert.revision, extra={"alert_id": alert.alert_id,
+                                            "watch_id": alert.watch_id})
         else:
             if evidence is None:
                 evidence = watches.matcher.evidence(article)
@@ -175,6 +202,7 @@ async def _send_alert(watch: Watch, alert: Alert, event: EventT) -> None:
 async def alert_agent(stream: StreamT) -> None:
     async for event in stream.events():
         await watches_loaded()
+        await _recall_sent()
         async with guarded("alert", event):
             article = decode(Article, event.value or b"")
             key = event.key or (article.story_id or article.id).encode("utf-8")
@@ -183,7 +211,8 @@ async def alert_agent(stream: StreamT) -> None:
             before = dict(states)
             try:
                 await alert_on(article, states, now, watches=registry, limits=limiter,
-                               send=functools.partial(_send_alert, event=event))
+                               send=functools.partial(_send_alert, event=event),
+                               already_sent=_Recent.sent)
             finally:
                 # Also when a send failed: what went out before it is recorded.
                 changed = _changed(before, states)

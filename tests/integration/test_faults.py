@@ -23,10 +23,10 @@ from streams.broker import EmbeddedKafka
 from tests.conftest import REPO
 
 #: The scenarios CI holds to the pass rule. ``worker_kill`` and ``worker_takeover`` are left to
-#: `make faults` until two open defects of issue 17 are fixed, since either fails them at
-#: random: a revision sent again when a worker dies between sending an alert and its state
-#: reaching the changelog (1 to 3 per run), and Faust stalling after a rebalance on some
-#: partitions it took over while /readyz says ready (2 runs in 14, faust-streaming #166).
+#: `make faults` until two open defects of issue 17 are found and fixed, since either fails
+#: them at random: Faust stalling after a rebalance on some partitions it took over while
+#: /readyz says ready (2 runs in 14, faust-streaming #166), and one article in 1,200 that
+#: never reached news.stories after three kills (1 run in 3).
 SCENARIOS = ("broker_kill", "hostile", "watches", "http_load")
 
 

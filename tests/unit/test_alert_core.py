@@ -142,3 +142,38 @@ def test_the_alerts_of_one_story_take_a_bounded_number_of_articles_between_them(
     assert decide(states[0], new, HIT, now=1.0, story_full=True) is None
     assert decide(None, new, HIT, now=1.0, story_full=True) is None  # not even a new watch
     assert decide(states[0], new, HIT, now=1.0) is not None
+
+
+def test_an_alert_sent_before_a_crash_is_recorded_not_sent_again() -> None:
+    """A worker died after sending an alert and before its state reached the changelog; the
+    next worker reads it back from news.alerts (``already_sent``) and records it silently."""
+    import asyncio
+
+    from agents.alert.agent import alert_on
+    from agents.alert.core import alert_id_for
+    from agents.alert.ratelimit import RateLimiter
+    from agents.watches import WatchRegistry, make_watch
+    from streams.records import Alert, Watch
+
+    watch = make_watch("Taiwan Strait")
+    article = Article(id="a1", title="Patrols in the Taiwan Strait", text="The Taiwan Strait.",
+                      story_id="story-1", received_at=1.0,
+                      watch_hits=[WatchHit(watch.id, watch.name, [watch.name])])
+    sent: list[Alert] = []
+
+    async def send(_watch: Watch, alert: Alert) -> None:
+        sent.append(alert)
+
+    async def deliver(states: dict[str, AlertState], already: set[tuple[str, str]]) -> int:
+        return await alert_on(article, states, 10.0, watches=WatchRegistry([watch]),
+                              limits=RateLimiter(window=300, default_limit=100), send=send,
+                              already_sent=already)
+
+    states: dict[str, AlertState] = {}
+    went_out = {(alert_id_for(watch.id, "story-1"), "a1")}
+    assert asyncio.run(deliver(states, went_out)) == 1
+    assert sent == [] and states[watch.id].revision == 1  # recorded, not sent
+    assert asyncio.run(deliver(states, set())) == 0  # and now a plain repeat
+
+    fresh: dict[str, AlertState] = {}
+    assert asyncio.run(deliver(fresh, set())) == 1 and len(sent) == 1  # can fail: it sends
