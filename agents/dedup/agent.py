@@ -57,6 +57,11 @@ def _rebuild() -> None:
     index = _new_index()
     for key, value in state_table.items():
         index.restore(key.decode("utf-8"), value)
+    orphans = index.drop_orphans()
+    if orphans:
+        _persist([(f"a:{article_id}", None) for article_id in orphans])  # bounded table
+        log.warning("dedup: %d article(s) in the state had no story (a crash between the two "
+                    "writes) and are forgotten: %s", len(orphans), orphans[:5])
     _State.index, _State.stale = index, False
     log.info("dedup index rebuilt from its table: %d articles", len(index))
 

@@ -369,3 +369,18 @@ def test_years_mentioned_keep_look_alike_events_apart_and_survive_a_restore() ->
     assert Story.from_dict("s1", saved).years == story.years
     del saved["y"]  # a story saved before years were kept
     assert Story.from_dict("s1", saved).years == {}
+
+
+def test_an_article_whose_story_never_reached_the_state_is_forgotten_not_a_crash() -> None:
+    # A worker killed between the article's entry and its story's: the fault suite saw the
+    # restored index raise KeyError (internal_error) on the article's redelivery.
+    index = DedupIndex()
+    original = art("a", "Arsenal win", FOOTBALL)
+    verdict = index.observe(original, T0)
+    restored = DedupIndex()
+    for key, value in verdict.changes:
+        if key.startswith("a:"):
+            restored.restore(key, value)  # the story's entry was lost
+    assert restored.drop_orphans() == ["a"] and len(restored) == 0
+    again = restored.observe(original, T0 + 5)  # judged afresh, no KeyError
+    assert again.kind == "unique" and again.story_id == verdict.story_id
