@@ -29,6 +29,8 @@ from typing import Any
 
 import orjson
 
+from bench.http_load import read_response
+
 # ---------------------------------------------------------------------- hostile payloads ---
 
 MAX_MESSAGE_BYTES = 1_048_576  # the default WIREWATCH_MAX_MESSAGE_BYTES
@@ -482,30 +484,6 @@ class LoadStats:
                           "statuses": dict(self.loris_statuses)}}
 
 
-async def _response(reader: asyncio.StreamReader) -> tuple[int, bool]:
-    """One HTTP/1.1 response: (status, whether the connection may be reused)."""
-    head = await reader.readuntil(b"\r\n\r\n")
-    lines = head.decode("latin-1").split("\r\n")
-    status = int(lines[0].split(" ", 2)[1])
-    headers = {}
-    for line in lines[1:]:
-        key, sep, value = line.partition(":")
-        if sep:
-            headers[key.strip().lower()] = value.strip().lower()
-    if "content-length" in headers:
-        await reader.readexactly(int(headers["content-length"]))
-    elif headers.get("transfer-encoding") == "chunked":
-        while True:
-            size = int((await reader.readuntil(b"\r\n")).split(b";")[0], 16)
-            await reader.readexactly(size + 2)
-            if size == 0:
-                break
-    else:
-        await reader.read()
-        return status, False
-    return status, headers.get("connection") != "close"
-
-
 async def _client(port: int, paths: list[str], index: int, stop: asyncio.Event,
                   st: LoadStats) -> None:
     turn = index
@@ -519,7 +497,7 @@ async def _client(port: int, paths: list[str], index: int, stop: asyncio.Event,
                 turn += 1
                 t0 = time.perf_counter()
                 writer.write(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
-                status, keep = await asyncio.wait_for(_response(reader), REQUEST_TIMEOUT)
+                status, keep = await asyncio.wait_for(read_response(reader), REQUEST_TIMEOUT)
                 st.latencies.append(time.perf_counter() - t0)
                 st.statuses[str(status)] += 1
                 st.per_path[path] += 1

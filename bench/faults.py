@@ -118,6 +118,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer  # noqa: E402
 from aiokafka.admin import AIOKafkaAdminClient  # noqa: E402
 
 from bench.fault_load import BOUNDS, Hostile, WatchCase, hostile_payloads, watch_cases  # noqa: E402
+from bench.http_load import bbc_payload  # noqa: E402
 from streams.broker import EmbeddedKafka  # noqa: E402
 from streams.cli import spawn_worker, wait_http  # noqa: E402
 from streams.client import put_watch, topic_partitions  # noqa: E402
@@ -197,11 +198,8 @@ class Articles:
         for i in range(start, start + n):
             loop, index = divmod(i, len(self.rows))
             row = self.rows[index]
-            art_id = f"{tag}-{i}-{row['id']}"
-            text = f"Update {loop}: {row['text']}" if loop else row["text"]
-            body = {"id": art_id, "source": row.get("source") or "BBC News",
-                    "title": row.get("title") or "", "text": text, "language": "en"}
-            pairs.append((art_id.encode(), orjson.dumps(body)))
+            art_id, payload = bbc_payload(tag, i, loop, row)
+            pairs.append((art_id.encode(), payload))
         return pairs
 
 

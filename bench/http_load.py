@@ -109,11 +109,8 @@ class Articles:
         for i in range(self.next, self.next + n):
             loop, index = divmod(i, len(self.rows))
             row = self.rows[index]
-            art_id = f"{self.tag}-{i}-{row['id']}"
-            text = f"Update {loop}: {row['text']}" if loop else row["text"]
-            body = {"id": art_id, "source": row.get("source") or "BBC News",
-                    "title": row.get("title") or "", "text": text, "language": "en"}
-            pairs.append((art_id.encode(), orjson.dumps(body)))
+            art_id, payload = bbc_payload(self.tag, i, loop, row)
+            pairs.append((art_id.encode(), payload))
             ids.add(art_id)
         self.next += n
         return pairs, ids
@@ -222,7 +219,18 @@ def _pct(values: list[float], q: float) -> float | None:
     return round(values[min(len(values) - 1, int(len(values) * q / 100))], 4)
 
 
-async def _read_response(reader: asyncio.StreamReader) -> tuple[int, bool]:
+def bbc_payload(tag: str, i: int, loop: int, row: dict[str, Any]) -> tuple[str, bytes]:
+    """The ``i``-th article of a replay as a raw JSON message: a distinct id, and from the
+    second loop over the corpus on a text starting "Update <loop>:" (a near duplicate, not an
+    exact copy). Shared with the fault suite."""
+    art_id = f"{tag}-{i}-{row['id']}"
+    text = f"Update {loop}: {row['text']}" if loop else row["text"]
+    body = {"id": art_id, "source": row.get("source") or "BBC News",
+            "title": row.get("title") or "", "text": text, "language": "en"}
+    return art_id, orjson.dumps(body)
+
+
+async def read_response(reader: asyncio.StreamReader) -> tuple[int, bool]:
     """Read one HTTP/1.1 response; (status, whether the connection may be reused)."""
     head = await reader.readuntil(b"\r\n\r\n")
     lines = head.decode("latin-1").split("\r\n")
@@ -259,7 +267,7 @@ async def _client(host: str, port: int, paths: list[str], index: int, stop: asyn
                 turn += 1
                 t0 = time.perf_counter()
                 writer.write(f"GET {path} HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
-                status, keep = await asyncio.wait_for(_read_response(reader), REQUEST_TIMEOUT)
+                status, keep = await asyncio.wait_for(read_response(reader), REQUEST_TIMEOUT)
                 st.record(path, status, time.perf_counter() - t0)
                 if not keep:
                     break
@@ -324,7 +332,7 @@ async def _health(host: str, port: int, stop: asyncio.Event, st: LoadStats) -> N
             reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), 10)
             writer.write(f"GET /healthz HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
                          .encode())
-            status, _ = await asyncio.wait_for(_read_response(reader), 10)
+            status, _ = await asyncio.wait_for(read_response(reader), 10)
             if status == 200:
                 st.health.append(time.perf_counter() - t0)
             else:
