@@ -1318,6 +1318,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="bound of each scenario's waits (default 100 s short, 480 s full)")
     ap.add_argument("--max-minutes", type=float, default=None,
                     help="hard bound of the whole run (default 12 short, 75 full)")
+    ap.add_argument("--keep-logs", action="store_true",
+                    help="keep the workers' logs even when every scenario passes")
     args = ap.parse_args(argv)
     names = [n.strip() for n in args.only.split(",") if n.strip()]
     unknown = set(names) - set(SCENARIOS)
@@ -1371,7 +1373,7 @@ def main(argv: list[str] | None = None) -> int:
         args.out.write_text(json.dumps({"short": args.short, "seconds": round(elapsed, 1),
                                         "pass": passed, "table": text, "scenarios": results},
                                        indent=2, default=str))
-    if passed:
+    if passed and not args.keep_logs:
         shutil.rmtree(tmp, ignore_errors=True)
     return 0 if passed else 1
 

@@ -16,6 +16,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from streams.logs import logging_config
 from streams.metrics import METRICS, REGISTRY
+from streams.offsets import install_strict_consumer, stalled_partitions
 from streams.producer import install_idempotent_producer
 from streams.settings import faust_options, load_settings
 from streams.topics import TOPICS, topic_name
@@ -28,6 +29,7 @@ log = logging.getLogger(__name__)
 
 settings = load_settings()
 install_idempotent_producer()
+install_strict_consumer()
 
 app = faust.App(
     settings.group_id,
@@ -87,12 +89,16 @@ async def health_page(web: faust.web.Web, request: faust.web.Request) -> faust.w
 
 @app.page("/readyz")
 async def ready_page(web: faust.web.Web, request: faust.web.Request) -> faust.web.Response:
-    """Readiness: partitions assigned, tables recovered, not rebalancing (503 until then)."""
+    """Readiness: partitions assigned, tables recovered, not rebalancing, no partition stalled
+    (503 until then)."""
     recovered = app.tables.recovery.completed.is_set()
     assigned = bool(app.consumer.assignment()) if app.consumer else False
-    ready = assigned and recovered and not app.rebalancing and not app.in_recovery
+    stalled = stalled_partitions()
+    ready = (assigned and recovered and not app.rebalancing and not app.in_recovery
+             and not stalled)
     return web.json({"ready": ready, "assigned": assigned, "recovered": recovered,
-                     "rebalancing": bool(app.rebalancing)}, status=200 if ready else 503)
+                     "rebalancing": bool(app.rebalancing), "stalled": stalled},
+                    status=200 if ready else 503)
 
 
 METRICS.build_info.info({"version": VERSION, "faust": faust.__version__})

@@ -1,4 +1,5 @@
-"""Consumer lag per topic and partition, sampled from this worker's Faust consumer.
+"""Consumer lag per topic and partition, sampled from this worker's Faust consumer, and the
+offsets mender (streams/offsets.py) run on the same beat.
 
 Lag in messages is the high watermark minus the next offset to read; lag in seconds is the
 age of the last message a stage finished while messages are waiting (the usual estimate of
@@ -7,15 +8,18 @@ age of the last message a stage finished while messages are waiting (the usual e
 
 from __future__ import annotations
 
+import logging
 import time
 
 from streams.app import app
 from streams.metrics import METRICS
+from streams.offsets import mend_partitions, stage_input_topics
 from streams.stage import LAST_READ_TIMESTAMP
 
 __all__ = ["sample_lag"]
 
 SAMPLE_EVERY_SECONDS = 5.0
+log = logging.getLogger("wirewatch.offsets")
 
 
 _reported: set[tuple[str, str]] = set()
@@ -33,7 +37,8 @@ def _forget_revoked(assigned: set[tuple[str, str]]) -> None:
 def _sample() -> None:
     consumer = app.consumer
     now = time.time()
-    assignment = consumer.assignment()
+    inputs = stage_input_topics(app.agents.values())  # changelogs are read only at recovery
+    assignment = {tp for tp in consumer.assignment() if tp.topic in inputs}
     _forget_revoked({(tp.topic, str(tp.partition)) for tp in assignment})
     for tp in assignment:
         try:
@@ -55,3 +60,8 @@ def _sample() -> None:
 @app.timer(SAMPLE_EVERY_SECONDS)
 async def sample_lag() -> None:
     _sample()
+    try:
+        await mend_partitions(app, METRICS)
+    except Exception:  # the mender must never take the worker down with it
+        log.exception("offsets: mending partitions failed; trying again in %.0f s",
+                      SAMPLE_EVERY_SECONDS)

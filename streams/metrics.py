@@ -25,6 +25,7 @@ STAGES: tuple[str, ...] = ("clean", "tag", "dedup", "alert", "webhook")
 #: (an exact duplicate, or an article that opens or updates no alert).
 OUTCOMES: tuple[str, ...] = ("received", "emitted", "dead_lettered", "dropped")
 DUPLICATE_KINDS: tuple[str, ...] = ("exact", "near")
+MEND_KINDS: tuple[str, ...] = ("seek_back", "step_over", "kick")
 ALERT_KINDS: tuple[str, ...] = ("opened", "updated", "suppressed", "summary")
 WEBHOOK_OUTCOMES: tuple[str, ...] = ("delivered", "retried", "failed", "refused")
 
@@ -96,6 +97,16 @@ class Metrics:
             "wirewatch_consumer_lag_seconds",
             "How far behind a partition is in time: the age of the last message read while "
             "messages are waiting, else 0.", ["topic", "partition"], registry=registry)
+        self.partition_mends = Counter(
+            "wirewatch_partition_mends_total",
+            "Partitions mended (streams/offsets.py): seek_back = read again from a message never "
+            "processed; step_over = offsets that do not exist passed; kick = a stalled fetch "
+            "restarted.",
+            ["kind"], registry=registry)
+        self.stalled_partitions = Gauge(
+            "wirewatch_stalled_partitions",
+            "Partitions with messages waiting and none read, even after their fetch was "
+            "restarted (/readyz is 503 while > 0).", registry=registry)
         self.build_info = Info("wirewatch_build", "wirewatch version.", registry=registry)
         self._precreate()
 
@@ -107,6 +118,8 @@ class Metrics:
                 self.articles.labels(stage, outcome)
             for reason in REJECTION_REASONS:
                 self.dead_letters.labels(stage, reason)
+        for kind in MEND_KINDS:
+            self.partition_mends.labels(kind)
         for kind in DUPLICATE_KINDS:
             self.duplicates.labels(kind)
         for kind in ALERT_KINDS:

@@ -56,8 +56,9 @@ class Pipeline:
         log_path = self.tmp / f"worker{self.started}.log"
         process, port = spawn_worker({**self.env, **env}, log_path=log_path)
         self.workers.append((process, port, log_path))
-        # /readyz: assigned and recovered. Faust can skip messages that arrive while a
-        # worker is still recovering (faust-streaming #216 and kin), so tests publish after.
+        # /readyz: assigned and recovered. Faust skips messages that arrive while a worker is
+        # still recovering (faust-streaming #596); streams/offsets.py reads them again within
+        # seconds, and tests publish after readiness so they need not wait for it.
         if not wait_http(f"http://127.0.0.1:{port}/readyz", 90):
             raise AssertionError("worker did not become ready:\n" + self.log(-1))
         return port

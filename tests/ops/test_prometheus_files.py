@@ -28,6 +28,7 @@ from tests.ops.prom import (
 BOUNDED_LABELS = {"severity", "job", "instance", "stage", "topic", "outcome", "kind", "reason"}
 REQUIRED_ALERTS = {
     "WirewatchWorkerDown", "WirewatchStageStalled", "WirewatchStageStarved",
+    "WirewatchPartitionStalled",
     "WirewatchConsumerLagGrowing", "WirewatchDeadLetterRateHigh",
     "WirewatchEndToEndLatencyHigh", "WirewatchWebhookDeliveriesFailing",
 }
