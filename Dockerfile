@@ -1,4 +1,4 @@
-# Build stage: the full image has a C compiler for agents/watchkernel.pyx (and any dependency
+# Build stage: the full image has a C compiler for agents/watch/kernel.pyx (and any dependency
 # without a wheel); the runtime image gets only the wheels.
 FROM python:3.11 AS build
 WORKDIR /src

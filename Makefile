@@ -17,7 +17,7 @@ test: setup broker-jars prometheus-tools
 setup: $(STAMP)
 
 # setup.py and the .pyx: the compiled watch kernel is rebuilt when they change
-$(STAMP): pyproject.toml setup.py agents/watchkernel.pyx
+$(STAMP): pyproject.toml setup.py agents/watch/kernel.pyx
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'

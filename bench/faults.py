@@ -117,11 +117,12 @@ if str(REPO) not in sys.path:  # run as a script: make `streams`, `agents`, `ben
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer  # noqa: E402
 from aiokafka.admin import AIOKafkaAdminClient  # noqa: E402
 
+from agents.watch.store import put_watch  # noqa: E402
 from bench.fault_load import BOUNDS, Hostile, WatchCase, hostile_payloads, watch_cases  # noqa: E402
 from bench.http_load import bbc_payload  # noqa: E402
 from streams.broker import EmbeddedKafka  # noqa: E402
-from streams.cli import spawn_worker, wait_http  # noqa: E402
-from streams.client import put_watch, topic_partitions  # noqa: E402
+from streams.client import topic_partitions  # noqa: E402
+from streams.processes import spawn_worker, wait_http  # noqa: E402
 from streams.settings import load_settings  # noqa: E402
 from streams.text import normalize  # noqa: E402
 from streams.topics import bootstrap_servers, ensure_topics, topic_name  # noqa: E402

@@ -432,8 +432,8 @@ def phase(args: argparse.Namespace, url: str, rows: list[dict[str, Any]],
     the same articles (the same ``rows`` from the start), so every phase does the same work
     from the same state."""
     from bench.pipeline_bench import proc_cpu_seconds
-    from streams.cli import spawn_worker, stop_process, wait_http
     from streams.client import publish
+    from streams.processes import spawn_worker, stop_process, wait_http
     from streams.records import encode
     from streams.settings import load_settings
     from streams.topics import bootstrap_servers, ensure_topics, topic_name

@@ -27,12 +27,18 @@ from faust.types import StreamT, TopicT
 
 from streams.producer import install_idempotent_producer
 from streams.settings import faust_options, load_settings
+from streams.stages import PIPELINE
+from streams.topics import TOPICS
 
 __all__ = ["HOPS", "PARTITIONS", "app", "topic_names"]
 
-#: (name, partitions): the same counts as news.raw, news.clean, news.tagged, news.stories,
-#: news.alerts.
-HOPS: tuple[tuple[str, int], ...] = (("raw", 4), ("h1", 4), ("h2", 1), ("h3", 4), ("out", 4))
+#: The pipeline's topic chain (streams/stages.py): news.raw, then what each main-line stage
+#: writes first (news.clean, news.tagged, news.stories, news.alerts).
+_CHAIN: tuple[str, ...] = (PIPELINE[0].reads[0], *(stage.writes[0] for stage in PIPELINE))
+#: (name, partitions): one hop per stage, with the partition counts of the real topics.
+HOPS: tuple[tuple[str, int], ...] = tuple(
+    ("raw" if i == 0 else "out" if i == len(_CHAIN) - 1 else f"h{i}", TOPICS[key].partitions)
+    for i, key in enumerate(_CHAIN))
 PARTITIONS: dict[str, int] = dict(HOPS)
 
 settings = load_settings()

@@ -67,19 +67,20 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
-from agents.watches import make_watch
-from streams.broker import EmbeddedKafka, free_port
-from streams.cli import spawn_worker, stop_process, wait_http
+from agents.watch.definitions import make_watch
+from streams.broker import EmbeddedKafka
 from streams.client import publish, topic_partitions
+from streams.processes import free_port, spawn_worker, stop_process, wait_http
 from streams.records import encode
 from streams.settings import load_settings
+from streams.stages import PIPELINE
 from streams.topics import bootstrap_servers, ensure_topics, topic_name
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data" / "bbc_news_2225.jsonl.gz"
 RESULTS = REPO / "bench" / "results"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
-STAGES = ("clean", "tag", "dedup", "alert")
+STAGES = tuple(stage.name for stage in PIPELINE)  # streams/stages.py
 STOP = {"the", "and", "for", "that", "with", "this", "from", "have", "said", "will", "were",
         "been", "their", "which", "would", "there", "about", "they", "also", "more", "than",
         "but", "has", "had", "not", "its", "who", "was", "are", "his", "her", "into", "after",
@@ -278,7 +279,7 @@ class Run:
             m = scrape(worker.port)
             total += mval(m, "wirewatch_stage_processing_seconds_count", stage="alert")
             total += mval(m, "wirewatch_articles_total", stage="dedup", outcome="dropped")
-            for stage in ("clean", "tag", "dedup"):
+            for stage in STAGES[:-1]:  # a dead letter before alert leaves the pipeline too
                 total += mval(m, "wirewatch_articles_total", stage=stage, outcome="dead_lettered")
         return int(total)
 
@@ -599,7 +600,7 @@ def core_costs(corpus: Corpus, watches: list[Any], count: int, dedup_max: int,
     from agents.dedup import DedupIndex
     from agents.dedup.index import prepare
     from agents.tag import Tagger
-    from agents.watches import WatchRegistry
+    from agents.watch.registry import WatchRegistry
     from streams.records import Article, decode
 
     tagger, registry = Tagger(), WatchRegistry(watches)

@@ -59,8 +59,13 @@ from pathlib import Path
 import numpy  # noqa: F401  (a worker has it loaded already; the matcher imports it on a first hit)
 from wordfreq import zipf_frequency
 
-import agents.watches as watches_module
-from agents.watches import WatchMatcher, WatchRegistry, compile_watch, make_watch
+import agents.watch.keys as keys_module
+import agents.watch.plan as plan_module
+import agents.watch.query as query_module
+from agents.watch.definitions import make_watch
+from agents.watch.match import WatchMatcher
+from agents.watch.plan import compile_watch
+from agents.watch.registry import WatchRegistry
 from streams.records import Article, Entity, Watch
 from streams.text import token_spans
 
@@ -324,11 +329,12 @@ class WatchGen:
 
 def _forget_compiled() -> None:
     """Drop every cached compiled query and term, so the next build parses them all (a cold
-    start). The names are agents.watches internals; a version without them has nothing to drop."""
-    for name in ("_compile_query", "_term_spec", "_word_parts", "_token_freq"):
-        cached = getattr(watches_module, name, None)
-        if cached is not None and hasattr(cached, "cache_clear"):
-            cached.cache_clear()
+    start). The names are agents.watch internals; a version without them has nothing to drop."""
+    for module in (plan_module, query_module, keys_module):
+        for name in ("_compile_query", "_term_spec", "_word_parts", "_token_freq"):
+            cached = getattr(module, name, None)
+            if cached is not None and hasattr(cached, "cache_clear"):
+                cached.cache_clear()
 
 
 def _match_us(matcher: WatchMatcher, articles: list[Article]) -> list[float]:

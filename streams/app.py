@@ -19,10 +19,11 @@ from streams.metrics import METRICS, REGISTRY
 from streams.offsets import install_strict_consumer, stalled_partitions
 from streams.producer import install_idempotent_producer
 from streams.settings import faust_options, load_settings
+from streams.stages import STAGES, stage
 from streams.topics import TOPICS, topic_name
 from streams.web import CachedBody, RequestGate, install
 
-__all__ = ["AGENT_MODULES", "VERSION", "app", "load_agents", "settings", "topics"]
+__all__ = ["AGENT_MODULES", "VERSION", "app", "load_agents", "settings", "stage_input", "topics"]
 
 VERSION = "0.1.0"
 log = logging.getLogger(__name__)
@@ -48,13 +49,20 @@ def _topic(key: str) -> TopicT:
 
 topics: dict[str, TopicT] = {key: _topic(key) for key in TOPICS}
 
+
+def stage_input(name: str) -> TopicT:
+    """What the agent of stage ``name`` reads (streams/stages.py): its topic, or one channel
+    over its topics."""
+    reads = stage(name).reads
+    if len(reads) == 1:
+        return topics[reads[0]]
+    return app.topic(*(topic_name(settings, key) for key in reads), key_type=bytes,
+                     value_type=bytes, key_serializer="raw", value_serializer="raw")
+
+#: Every stage's agent (streams/stages.py), then the modules that add pages and timers.
 AGENT_MODULES: tuple[str, ...] = (
-    "agents.clean.agent",
-    "agents.tag.agent",
-    "agents.dedup.agent",
-    "agents.alert.agent",
-    "agents.webhook.agent",
-    "agents.watch_api",
+    *(stage.agent for stage in STAGES),
+    "agents.watch.api",
     "streams.lag",
 )
 

@@ -23,7 +23,6 @@ import signal
 import socket
 import subprocess
 import tempfile
-import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -31,9 +30,10 @@ from pathlib import Path
 from types import TracebackType
 
 from streams.errors import BrokerError
+from streams.processes import free_port, wait_for_port
 from streams.settings import Settings
 
-__all__ = ["EmbeddedKafka", "ensure_kafka_jars", "free_port", "java_available", "wait_for_port"]
+__all__ = ["EmbeddedKafka", "ensure_kafka_jars", "java_available"]
 
 log = logging.getLogger(__name__)
 
@@ -85,24 +85,6 @@ def _die_with_parent(parent_pid: int) -> Callable[[], None]:
 
 def java_available() -> bool:
     return shutil.which("java") is not None
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that is free right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_for_port(port: int, timeout: float, *, host: str = "127.0.0.1") -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection((host, port), timeout=0.5):
-                return True
-        except OSError:
-            time.sleep(0.2)
-    return False
 
 
 def ensure_kafka_jars(settings: Settings) -> Path:

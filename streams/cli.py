@@ -18,24 +18,21 @@ import asyncio
 import gzip
 import os
 import signal
-import subprocess
 import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import click
 
-from streams.broker import EmbeddedKafka, free_port, wait_for_port
+from streams.broker import EmbeddedKafka
+from streams.console import format_alert
 from streams.errors import BrokerError, WatchError, WirewatchError
+from streams.processes import wait_for_port
 from streams.records import Alert, decode
 from streams.settings import Settings, load_settings
 from streams.topics import bootstrap_servers, ensure_topics, topic_name
 
 __all__ = ["main"]
-
-SAMPLES = Path(__file__).parent / "samples"
 
 
 def _url_file(settings: Settings) -> Path:
@@ -158,19 +155,6 @@ def publish(paths: tuple[str, ...]) -> None:
     click.echo(f"published {count} article(s) to {topic_name(settings, 'raw')}")
 
 
-def format_alert(alert: Alert) -> str:
-    """One alert as a few human-readable lines."""
-    head = (f"[{alert.kind.upper()} r{alert.revision}] {alert.watch_name} | story "
-            f"{alert.story_id[:8]} | {alert.title}")
-    sources = ", ".join(alert.sources) or "unknown source"
-    latency = (f", {1000 * (alert.updated_at - alert.received_at):.0f} ms after publication"
-               if alert.received_at > 0 else "")
-    lines = [head, f"    alert {alert.alert_id} - sources: {sources}{latency}"]
-    for match in alert.matches[:3]:
-        lines.append(f"    matched {match.term!r} in {match.field}: {match.snippet}")
-    return "\n".join(lines)
-
-
 @main.command()
 @click.option("--from-beginning/--new-only", default=True)
 @click.option("--json", "as_json", is_flag=True, help="print the raw JSON records")
@@ -206,9 +190,9 @@ def watch() -> None:
 def watch_add(name: str, query: str | None, webhook: str | None, rate_limit: int | None,
               backfill: bool) -> None:
     """Add (or replace) a watch; QUERY defaults to NAME (see the README's query language)."""
-    from agents.watches import make_watch
+    from agents.watch.definitions import make_watch
+    from agents.watch.store import put_watch
     from agents.webhook.core import refusal_reason
-    from streams.client import put_watch
 
     try:
         # Checked in full before looking for a broker, so a bad watch is refused with its
@@ -233,7 +217,7 @@ def watch_add(name: str, query: str | None, webhook: str | None, rate_limit: int
 @watch.command("list")
 def watch_list() -> None:
     """List the watches on news.watches."""
-    from streams.client import list_watches
+    from agents.watch.store import list_watches
 
     for item in list_watches(_settings_with_broker()):
         click.echo(f"{item.id}\t{item.name}\t{item.query}")
@@ -243,7 +227,7 @@ def watch_list() -> None:
 @click.argument("watch_id")
 def watch_remove(watch_id: str) -> None:
     """Remove a watch by id (writes a tombstone to news.watches)."""
-    from streams.client import remove_watch
+    from agents.watch.store import remove_watch
 
     remove_watch(_settings_with_broker(), watch_id)
     click.echo(f"removed watch {watch_id}")
@@ -297,38 +281,6 @@ def demo(linger: float | None, timeout: float) -> None:
         raise SystemExit(run_demo(linger=linger, timeout=timeout))
     except WirewatchError as exc:
         raise click.ClickException(str(exc)) from None
-
-
-# Used by the demo and tests to run a worker as a child process.
-def spawn_worker(env: dict[str, str], *, web_port: int | None = None,
-                 log_path: Path | None = None) -> tuple[subprocess.Popen[bytes], int]:
-    port = web_port or free_port()
-    env = {**env, "WIREWATCH_WEB_PORT": str(port)}
-    out = log_path.open("ab") if log_path else subprocess.DEVNULL
-    process = subprocess.Popen([sys.executable, "-m", "streams.cli", "worker"], env=env,
-                               stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-    return process, port
-
-
-def stop_process(process: subprocess.Popen[bytes], timeout: float = 20.0) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(5)
-
-
-def wait_http(url: str, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(url, timeout=1):
-                return True
-        except OSError:  # not listening yet, or 503 from /readyz
-            time.sleep(0.1)
-    return False
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Small Kafka clients for the CLI and tests: publish raw messages, read records back.
+"""Small Kafka clients for the CLI, stages and tests: publish messages, read records back.
 
 These use aiokafka directly (no Faust app), so publishing or following a topic starts in
 milliseconds and never joins the workers' consumer group.
@@ -13,14 +13,7 @@ from collections.abc import AsyncIterator, Iterable
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from agents.watches import make_watch
-from agents.webhook.core import refusal_reason
-from streams.errors import WatchError
-from streams.records import Watch, decode, encode
-from streams.settings import Settings
-from streams.topics import bootstrap_servers, ensure_topics, topic_name
-
-__all__ = ["follow", "from_the_start", "list_watches", "publish", "put_watch", "read_all", "remove_watch"]
+__all__ = ["follow", "from_the_start", "publish", "read_all", "topic_partitions"]
 
 
 async def publish(bootstrap: str, topic: str,
@@ -109,46 +102,3 @@ async def read_all(bootstrap: str, topic: str, *, idle_timeout: float = 1.0
                    ) -> list[tuple[bytes | None, bytes]]:
     """Everything on ``topic`` now (until ``idle_timeout`` seconds pass without a message)."""
     return [item async for item in follow(bootstrap, topic, idle_timeout=idle_timeout)]
-
-
-def _latest_watches(bootstrap: str, topic: str) -> dict[str, Watch]:
-    async def run() -> dict[str, Watch]:
-        current: dict[str, Watch] = {}
-        async for key, value in follow(bootstrap, topic, idle_timeout=0.5):
-            if key is None:
-                continue
-            if value is None:
-                current.pop(key.decode(), None)
-            else:
-                current[key.decode()] = decode(Watch, value)
-        return current
-
-    return asyncio.run(run())
-
-
-def put_watch(settings: Settings, name: str, query: str | None = None, *,
-              webhook_url: str | None = None, rate_limit: int | None = None) -> Watch:
-    """Validate a watch (``make_watch``, and the webhook target guard with
-    ``settings.webhook_allow``) and publish it to news.watches; every worker picks it up.
-    Raises ``WatchError`` before connecting to anything."""
-    watch = make_watch(name, query, webhook_url=webhook_url, rate_limit=rate_limit)
-    if watch.webhook_url:
-        reason = asyncio.run(refusal_reason(watch.webhook_url, settings.webhook_allow))
-        if reason:
-            raise WatchError(f"webhook refused: {reason}")
-    ensure_topics(settings, replication=settings.replication_factor)
-    asyncio.run(publish(bootstrap_servers(settings), topic_name(settings, "watches"),
-                        [(watch.id.encode(), encode(watch))]))
-    return watch
-
-
-def list_watches(settings: Settings) -> list[Watch]:
-    ensure_topics(settings, replication=settings.replication_factor)
-    watches = _latest_watches(bootstrap_servers(settings), topic_name(settings, "watches"))
-    return sorted(watches.values(), key=lambda w: w.name.lower())
-
-
-def remove_watch(settings: Settings, watch_id: str) -> None:
-    """Publish a tombstone: compaction removes the watch for good."""
-    asyncio.run(publish(bootstrap_servers(settings), topic_name(settings, "watches"),
-                        [(watch_id.encode(), None)]))

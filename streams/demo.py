@@ -17,15 +17,18 @@ from pathlib import Path
 
 import click
 
-from agents.watches import load_watch_file
+from agents.watch.definitions import load_watch_file
 from streams.broker import EmbeddedKafka
-from streams.cli import SAMPLES, format_alert, spawn_worker, stop_process, wait_http
 from streams.client import follow, publish
+from streams.console import format_alert
+from streams.processes import spawn_worker, stop_process, wait_http
 from streams.records import Alert, decode, encode
 from streams.settings import load_settings
 from streams.topics import bootstrap_servers, ensure_topics, topic_name
 
-__all__ = ["run_demo", "sample_messages"]
+__all__ = ["SAMPLES", "run_demo", "sample_messages"]
+
+SAMPLES = Path(__file__).parent / "samples"
 
 #: The metrics shown at the end of the demo (prefixes of series names).
 SHOWN_METRICS = ("wirewatch_articles_total", "wirewatch_alerts_total",

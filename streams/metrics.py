@@ -13,13 +13,14 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, disable_created_metrics
 
 from streams.errors import REJECTION_REASONS
+from streams.stages import STAGE_NAMES
 
 # The *_created series double the exposition size and no dashboard of ours uses them.
 disable_created_metrics()
 
 __all__ = ["METRICS", "OUTCOMES", "REGISTRY", "STAGES", "Metrics"]
 
-STAGES: tuple[str, ...] = ("clean", "tag", "dedup", "alert", "webhook")
+STAGES: tuple[str, ...] = STAGE_NAMES
 #: received: read from the input topic; emitted: written to the output topic;
 #: dead_lettered: sent to the dead-letter topic; dropped: deliberately not forwarded
 #: (an exact duplicate, or an article that opens or updates no alert).

@@ -155,7 +155,7 @@ class Alert:
 
 @dataclass(slots=True)
 class Watch:
-    """A watched topic: a query (see agents/watches.py), and optionally where to POST its
+    """A watched topic: a query (see agents/watch/query.py), and optionally where to POST its
     alerts and how many alerts it may raise per rate window (None: the configured default)."""
 
     id: str

@@ -9,7 +9,7 @@ from happening:
 - **Cached bodies** (``CachedBody``): ``/metrics`` (``generate_latest``, 2-5 ms for ~260
   series) is made again only once it is older than 20 times what making it took, so at most
   5 % of the loop however many clients ask, and at the usual cost the page is at most
-  ~60 ms old. The watch listing is made once per watch set (agents/watch_api.py).
+  ~60 ms old. The watch listing is made once per watch set (agents/watch/api.py).
 - **A budget of loop time for requests** (``RequestGate``, an aiohttp middleware on every
   request, 404s included): it fills at ``share`` (10 %) of wall time, up to ``burst``
   (50 ms); each request spends what its handler took plus an estimate of aiohttp's own work

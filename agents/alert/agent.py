@@ -23,13 +23,14 @@ from agents.alert.core import AlertState, decide, story_is_full
 from agents.alert.expiry import OpenAlerts
 from agents.alert.ratelimit import RateLimiter
 from agents.alert.recovery import sent_recently
-from agents.watch_feed import registry, watches_loaded
-from agents.watches import Evidence, WatchRegistry
-from streams.app import app, settings, topics
+from agents.watch.feed import registry, watches_loaded
+from agents.watch.match import Evidence
+from agents.watch.registry import WatchRegistry
+from streams.app import app, settings, stage_input, topics
 from streams.metrics import METRICS
 from streams.records import Alert, Article, Watch, decode, encode
 from streams.stage import event_fields, guarded, outcome, where
-from streams.topics import TOPICS, topic_name
+from streams.topics import TOPICS
 
 __all__ = ["alert_agent"]
 
@@ -139,9 +140,7 @@ async def send_summaries() -> None:
 
 
 # Live stories and backfilled hits (agents/alert/backfill.py) go through the same logic.
-stories_and_backfill = app.topic(topic_name(settings, "stories"),
-                                 topic_name(settings, "backfill"), key_type=bytes,
-                                 value_type=bytes, key_serializer="raw", value_serializer="raw")
+stories_and_backfill = stage_input("alert")
 
 
 async def alert_on(article: Article, states: dict[str, AlertState], now: float, *,

@@ -14,7 +14,7 @@ import time
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from agents.watches import WatchMatcher
+from agents.watch.match import WatchMatcher
 from streams.client import topic_partitions
 from streams.records import Article, Watch, decode, encode
 from streams.settings import Settings

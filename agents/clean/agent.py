@@ -7,14 +7,14 @@ import time
 from faust.types import StreamT
 
 from agents.clean.core import clean
-from streams.app import app, settings, topics
+from streams.app import app, settings, stage_input, topics
 from streams.metrics import METRICS
 from streams.stage import guarded, outcome, send
 
 __all__ = ["clean_agent"]
 
 
-@app.agent(topics["raw"])
+@app.agent(stage_input("clean"))
 async def clean_agent(stream: StreamT) -> None:
     async for event in stream.events():
         async with guarded("clean", event):

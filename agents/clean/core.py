@@ -53,6 +53,7 @@ import ftfy
 import orjson
 from selectolax.lexbor import LexborHTMLParser, LexborNode
 
+from agents.wordlists import load_lines
 from streams.errors import (
     BadEncoding,
     BadId,
@@ -359,10 +360,7 @@ def _parse_plain(text: str) -> Parsed:
 # --------------------------------------------------------------------------- HTML
 
 # Removed with their content before the body is read: never article prose.
-_DROP_TAGS = [
-    "script", "style", "nav", "header", "footer", "aside", "form", "iframe", "noscript",
-    "svg", "template", "button", "figure", "figcaption", "select", "dialog",
-]  # fmt: skip
+_DROP_TAGS = list(load_lines("agents.clean", "drop_tags"))
 # Lexbor pre-selects candidates in C; the regex then decides on whole class/id tokens, so
 # "header" or "thread" (which contain "ad") survive while "ad-slot" or "share-bar" go.
 _JUNK_CANDIDATES = ",".join(
@@ -384,10 +382,8 @@ _BLOCKS = (
 # A private-use character marks block boundaries, so the source's own newlines (mere
 # whitespace in HTML) can be collapsed without losing paragraph breaks.
 _SEP = "\ue000"
-_META_DATE_KEYS = (
-    "article:published_time", "datepublished", "pubdate", "publishdate", "date",
-    "dc.date.issued", "dc.date", "dcterms.created", "og:published_time", "sailthru.date",
-)  # fmt: skip
+# <meta> keys of a page's date, the first readable one wins.
+_META_DATE_KEYS = load_lines("agents.clean", "meta_date_keys")
 
 
 # Lexbor (selectolax) parses real pages in milliseconds but is superlinear in a few structures,
@@ -1061,82 +1057,14 @@ class BoilerplateRule:
 # that happens to start like one ("Related: the talks...") is more likely prose.
 _MAX_DROP_CHARS = 300
 
-#: The boilerplate table. Each line is matched against all rules at once (one combined
-#: regex, ~1 µs a line); where two rules could match, the first listed wins.
-BOILERPLATE_RULES: tuple[BoilerplateRule, ...] = (
-    BoilerplateRule(
-        "footer_marker",
-        r"(?:market news and data brought to you by|posted in\s*:)",
-        Action.CUT,
-        "publisher footers (Benzinga): tag lists and promos follow until the end",
-    ),
-    BoilerplateRule(
-        "copyright",
-        r"(?:copyright\s*(?:©|\(c\)|\d{4})|©\s*\d{4}|\(c\)\s*\d{4})",
-        Action.CUT,
-        "a copyright notice ends the article; only legal text or links follow it",
-    ),
-    BoilerplateRule(
-        "rights_reserved",
-        r".{0,150}\ball rights reserved\b",
-        Action.DROP,
-        "a copyright line in any other form (\"Reuters. All rights reserved.\")",
-    ),
-    BoilerplateRule(
-        "see_also",
-        r"(?:see also|read next|read more|also read|related(?: \w+)?|recommended(?: \w+)?"
-        r"|more from [^:]{1,40}|don'?t miss|must read|trending|top stories)\s*:",
-        Action.DROP,
-        "links to other stories inserted between paragraphs",
-    ),
-    BoilerplateRule(
-        "photo_credit",
-        r"\(?(?:photo|image|picture|video|graphic|illustration)s?\s*"
-        r"(?:via|by|credit|courtesy|source)\b|\(?(?:photo|image)s?\s*:",
-        Action.DROP,
-        "image credits and captions (\"Photo via Shutterstock\", \"Image credit: ...\")",
-    ),
-    BoilerplateRule(
-        "generated_by",
-        r"this (?:story|article|report|content|post) (?:was|has been) (?:generated|written"
-        r"|produced|created|compiled)\b",
-        Action.DROP,
-        "machine-generation and editing notices",
-    ),
-    BoilerplateRule(
-        "reporting_by",
-        r"\(?(?:additional )?(?:reporting|writing|editing|compiled) by\b",
-        Action.DROP,
-        "wire-service credit trailers (\"Reporting by ...; Editing by ...\")",
-    ),
-    BoilerplateRule(
-        "call_to_action",
-        r"(?:click here\b|tap here\b|sign up\b|subscribe\b|join now\b|download (?:our|the) app"
-        r"|get (?:our|the) (?:free )?newsletter|register now\b|log in\b|share (?:this|on|via)\b"
-        r"|trade confidently with\b|\w+ simplifies the market\b)",
-        Action.DROP,
-        "newsletter, subscription and app promotions (incl. Benzinga's sign-up footer)",
-    ),
-    BoilerplateRule(
-        "follow_us",
-        r"follow (?:us\b|[\w@.]+(?: [\w@.]+){0,3} on (?:twitter|x|facebook|instagram|linkedin"
-        r"|tiktok|youtube|threads|bluesky|telegram|whatsapp|google news)\b)",
-        Action.DROP,
-        "social media promotions",
-    ),
-    BoilerplateRule(
-        "newsletter",
-        r"(?:(?:get|receive|read|try|join) )?our (?:[\w-]+ ){0,3}newsletters?\b",
-        Action.DROP,
-        "the publisher advertising its own newsletter (\"Get our free daily newsletter\")",
-    ),
-    BoilerplateRule(
-        "placeholder",
-        r"(?:advertisement|advert|sponsored(?: content)?|story continues below|scroll to continue"
-        r"|continue reading)\W*$",
-        Action.DROP,
-        "ad slots and 'continue' stubs left behind in scraped text",
-    ),
+#: The boilerplate table, from data/boilerplate.txt (one rule a line: name, action, pattern,
+#: why, tab-separated). Each line is matched against all rules at once (one combined regex,
+#: ~1 µs a line); where two rules could match, the first listed wins.
+BOILERPLATE_RULES: tuple[BoilerplateRule, ...] = tuple(
+    BoilerplateRule(name, pattern, Action(action), why)
+    for name, action, pattern, why in (
+        line.split("\t") for line in load_lines("agents.clean", "boilerplate")
+    )
 )
 
 _RULES_RE = re.compile(
@@ -1347,12 +1275,7 @@ def _cld2_detector() -> Callable[[str], str | None]:
 
 
 # The fallback when pycld2 is absent: lingua is ~10x slower, so it gets a restricted set.
-_LINGUA_LANGUAGES = (
-    "ENGLISH", "FRENCH", "GERMAN", "SPANISH", "ITALIAN", "PORTUGUESE", "DUTCH", "RUSSIAN",
-    "CHINESE", "JAPANESE", "KOREAN", "ARABIC", "TURKISH", "POLISH", "SWEDISH", "DANISH",
-    "BOKMAL", "FINNISH", "GREEK", "HEBREW", "HINDI", "INDONESIAN", "VIETNAMESE", "THAI",
-    "UKRAINIAN", "CZECH", "ROMANIAN", "HUNGARIAN", "PERSIAN", "MALAY",
-)  # fmt: skip
+_LINGUA_LANGUAGES = load_lines("agents.clean", "lingua_languages")
 
 
 def _lingua_detector(names: tuple[str, ...] = _LINGUA_LANGUAGES) -> Callable[[str], str | None]:

@@ -21,7 +21,7 @@ from faust.types import EventT
 
 from agents.dedup import DedupIndex
 from agents.dedup.index import Change, Prepared, prepare
-from streams.app import app, settings, topics
+from streams.app import app, settings, stage_input, topics
 from streams.metrics import METRICS
 from streams.records import Article, decode, encode
 from streams.stage import event_fields, guarded, where
@@ -74,7 +74,7 @@ def _persist(changes: list[tuple[str, bytes | None]]) -> None:
             state_table[key.encode("utf-8")] = value
 
 
-@app.agent(topics["tagged"])  # type: ignore[arg-type]  # take_events is on Stream only
+@app.agent(stage_input("dedup"))  # type: ignore[arg-type]  # take_events is on Stream only
 async def dedup_agent(stream: Stream) -> None:
     # Micro-batches: the articles' features are computed with numpy for the whole batch
     # (about half their cost one by one); each article is then judged in order. Faust acks

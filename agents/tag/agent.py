@@ -7,8 +7,8 @@ import time
 from faust.types import StreamT
 
 from agents.tag import Tagger
-from agents.watch_feed import registry, watches_loaded
-from streams.app import app, topics
+from agents.watch.feed import registry, watches_loaded
+from streams.app import app, stage_input, topics
 from streams.records import Article, decode
 from streams.stage import guarded, outcome, send
 
@@ -17,7 +17,7 @@ __all__ = ["tag_agent"]
 tagger = Tagger()
 
 
-@app.agent(topics["clean"])
+@app.agent(stage_input("tag"))
 async def tag_agent(stream: StreamT) -> None:
     async for event in stream.events():
         await watches_loaded()

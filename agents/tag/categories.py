@@ -10,28 +10,23 @@ rank as if counted token by token), explainable, and with no weights learnt from
 from __future__ import annotations
 
 from collections import Counter
-from pathlib import Path
 
+from agents.wordlists import load_lines
 from streams.text import tokens
 
 __all__ = ["Categorizer", "CATEGORIES"]
 
-_LEXICON = Path(__file__).resolve().parent / "data" / "categories.txt"
-CATEGORIES = (
-    "politics", "business", "economy", "technology", "science", "health", "sport",
-    "entertainment", "world", "crime", "environment", "defence",
-)  # fmt: skip
+# The category labels, in the lexicon's order.
+CATEGORIES = tuple(line.partition(":")[0].strip() for line in load_lines("agents.tag", "categories"))
 _MIN_VOTES = 3
 _RELATIVE = 0.34
 _MAX_CATEGORIES = 3
 
 
-def load_lexicon(path: Path = _LEXICON) -> dict[str, tuple[str, ...]]:
+def load_lexicon() -> dict[str, tuple[str, ...]]:
     """word -> the categories it votes for."""
     votes: dict[str, list[str]] = {}
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if not line.strip() or line.startswith("#"):
-            continue
+    for line in load_lines("agents.tag", "categories"):
         category, _, words = line.partition(":")
         for word in set(words.split()):
             votes.setdefault(word, []).append(category.strip())

@@ -15,9 +15,9 @@ import logging
 import aiohttp
 from faust.types import StreamT
 
-from agents.watch_feed import registry, watches_loaded
+from agents.watch.feed import registry, watches_loaded
 from agents.webhook.core import deliver, refusal_reason
-from streams.app import app, settings, topics
+from streams.app import app, settings, stage_input
 from streams.errors import RejectedInput
 from streams.metrics import METRICS
 from streams.records import Alert, decode
@@ -36,7 +36,7 @@ class WebhookFailed(RejectedInput):
     reason = "webhook_failed"
 
 
-@app.agent(topics["deliveries"])
+@app.agent(stage_input("webhook"))
 async def webhook_agent(stream: StreamT) -> None:
     async with aiohttp.ClientSession() as session:
         async for event in stream.events():

@@ -20,8 +20,8 @@ from typing import Any, TypeVar
 import orjson
 
 from streams.broker import EmbeddedKafka
-from streams.cli import spawn_worker, stop_process, wait_http
 from streams.client import from_the_start, publish, read_all
+from streams.processes import spawn_worker, stop_process, wait_http
 from streams.settings import Settings, load_settings
 from streams.topics import ensure_topics, topic_name
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import orjson
 
-from streams.client import put_watch
+from agents.watch.store import put_watch
 from streams.text import normalize
 from tests.conftest import DATA
 from tests.integration.harness import Pipeline

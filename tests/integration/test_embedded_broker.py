@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from streams.broker import ensure_kafka_jars, free_port
-from streams.cli import stop_process, wait_http
+from streams.broker import ensure_kafka_jars
+from streams.processes import free_port, stop_process, wait_http
 from streams.settings import load_settings
 
 KAFKA_MAIN = b"kafka.Kafka"

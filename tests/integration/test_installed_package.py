@@ -23,8 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from streams.broker import free_port
-from streams.cli import wait_http
+from streams.processes import free_port, wait_http
 from tests.conftest import SEED_000, SEED_003
 from tests.integration.harness import Pipeline
 
@@ -152,7 +151,7 @@ def test_wheel_built_like_the_dockerfile_installs_and_runs(pipeline: Pipeline,
     assert any(fnmatch(f, "streams/samples/*") for f in expected)
     missing = sorted(expected - in_wheel)  # ...and the wheel must hold each one
     assert not missing, f"{wheel.name} lacks files the code reads at run time: {missing}"
-    assert any(fnmatch(f, "agents/watchkernel.*.so") for f in in_wheel), "no compiled kernel"
+    assert any(fnmatch(f, "agents/watch/kernel.*.so") for f in in_wheel), "no compiled kernel"
 
     venv = tmp_path / "venv"
     _run([sys.executable, "-m", "venv", str(venv)], env=env, timeout=300)
@@ -160,10 +159,10 @@ def test_wheel_built_like_the_dockerfile_installs_and_runs(pipeline: Pipeline,
     _run([str(python), "-m", "pip", "install", str(wheel)], cwd=tmp_path, env=env, timeout=900)
 
     probe = json.loads(_run([str(python), "-c", (
-        "import json, sysconfig, streams, agents.tag, agents.watchkernel\n"
+        "import json, sysconfig, streams, agents.tag, agents.watch.kernel\n"
         "paths = sysconfig.get_paths()\n"
         "print(json.dumps({'site': [paths['purelib'], paths['platlib']],"
-        " 'streams': streams.__file__, 'kernel': agents.watchkernel.__file__}))")],
+        " 'streams': streams.__file__, 'kernel': agents.watch.kernel.__file__}))")],
         cwd=tmp_path, env=env, timeout=120))
     sites = [Path(p).resolve() for p in probe["site"]]
     for module in ("streams", "kernel"):

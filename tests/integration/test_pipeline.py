@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 import pytest
 
-from streams.client import put_watch
+from agents.watch.store import put_watch
 from tests.conftest import SEED_000, SEED_003
 from tests.integration.harness import Pipeline
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from streams.client import put_watch
+from agents.watch.store import put_watch
 from tests.conftest import SEED_000, SEED_003
 from tests.integration.harness import Pipeline
 from tests.integration.test_pipeline import near_copy_of_seed_000

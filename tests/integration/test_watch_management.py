@@ -15,7 +15,7 @@ import orjson
 import pytest
 
 from agents.alert.backfill import backfill
-from streams.client import put_watch
+from agents.watch.store import put_watch
 from tests.conftest import SEED_000, SEED_003
 from tests.integration.harness import Pipeline
 

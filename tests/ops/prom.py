@@ -21,7 +21,7 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from streams.cli import free_port
+from streams.processes import free_port
 
 T = TypeVar("T")
 

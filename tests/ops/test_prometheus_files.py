@@ -9,6 +9,8 @@ from typing import Any
 
 import yaml
 
+from streams.stages import STAGES
+from streams.topics import TOPICS
 from tests.ops.prom import (
     DASHBOARD_PROVIDERS,
     DATASOURCES,
@@ -145,3 +147,12 @@ def test_every_dashboard_expression_is_valid_promql(tmp_path: Path) -> None:
     result = promtool("check", "rules", str(path))
     assert result.returncode == 0, _ok(result)
     assert f"{len(rules)} rules found" in result.stdout
+
+
+def test_the_stall_rule_watches_every_input_topic_of_every_stage() -> None:
+    # The rule maps lag on a topic to the stage reading it; the stage table is the truth.
+    rule = next(r for r in alert_rules() if r["alert"] == "WirewatchStageStalled")
+    mapped = set(re.findall(r'topic=~`\.\*news\\\.(\w+)`\}, "stage", "(\w+)"', rule["expr"]))
+    expected = {(TOPICS[key].base.removeprefix("news."), row.name)
+                for row in STAGES for key in row.reads}
+    assert mapped == expected

@@ -94,7 +94,8 @@ def test_a_failed_send_keeps_what_went_out_before_it() -> None:
 
     from agents.alert.agent import alert_on
     from agents.alert.ratelimit import RateLimiter
-    from agents.watches import WatchRegistry, make_watch
+    from agents.watch.definitions import make_watch
+    from agents.watch.registry import WatchRegistry
     from streams.records import Alert, Watch
 
     first, second = make_watch("Taiwan Strait"), make_watch("crisis communications")
@@ -152,7 +153,8 @@ def test_an_alert_sent_before_a_crash_is_recorded_not_sent_again() -> None:
     from agents.alert.agent import alert_on
     from agents.alert.core import alert_id_for
     from agents.alert.ratelimit import RateLimiter
-    from agents.watches import WatchRegistry, make_watch
+    from agents.watch.definitions import make_watch
+    from agents.watch.registry import WatchRegistry
     from streams.records import Alert, Watch
 
     watch = make_watch("Taiwan Strait")

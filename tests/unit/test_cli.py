@@ -47,8 +47,8 @@ def test_publish_without_any_broker_explains_what_to_do(tmp_path: Path) -> None:
 
 @pytest.fixture
 def calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    import agents.watch.store as store
     import streams.cli as cli
-    import streams.client as client
 
     made: list[str] = []
     for name in [n for n in os.environ if n.startswith("WIREWATCH_")]:
@@ -66,8 +66,8 @@ def calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
         made.append("ensure_topics")
 
     monkeypatch.setattr(cli, "_settings_with_broker", with_broker)
-    monkeypatch.setattr(client, "publish", publish)
-    monkeypatch.setattr(client, "ensure_topics", ensure_topics)
+    monkeypatch.setattr(store, "publish", publish)
+    monkeypatch.setattr(store, "ensure_topics", ensure_topics)
     return made
 
 

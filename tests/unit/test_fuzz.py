@@ -34,14 +34,9 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from agents.clean.core import clean
-from agents.watches import (
-    WatchMatcher,
-    check_watch,
-    make_watch,
-    parse_query,
-    parse_terms,
-    validate_watch,
-)
+from agents.watch.definitions import check_watch, make_watch, validate_watch
+from agents.watch.match import WatchMatcher
+from agents.watch.plan import parse_query, parse_terms
 from streams.errors import REJECTION_REASONS, BadRecord, RejectedInput, WatchError
 from streams.records import (
     Alert,

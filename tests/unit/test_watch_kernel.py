@@ -1,16 +1,22 @@
-"""The compiled kernel's own edges (``agents/watchkernel.pyx``): its folding, its buffers
+"""The compiled kernel's own edges (``agents/watch/kernel.pyx``): its folding, its buffers
 growing past their first size, the outcomes it remembers (bounded, and kept by a rebuild),
 and queries whose hits Python names. Every check holds it to ``WatchMatcher.match_exhaustive``."""
 
 from __future__ import annotations
 
+import importlib
 import random
+from types import SimpleNamespace
 
 import pytest
 
-import agents.watches as watches_module
-from agents.watches import WatchMatcher, make_watch
-from streams.records import Article, Entity, Watch
+import agents.watch.match as match_module
+import agents.watch.plan as plan_module
+import agents.watch.query as query_module
+import agents.watch.registry as registry_module
+from agents.watch.definitions import make_watch
+from agents.watch.match import WatchMatcher
+from streams.records import Article, Entity, Watch, WatchHit
 
 
 def _same(matcher: WatchMatcher, article: Article) -> list[str]:
@@ -52,7 +58,7 @@ def test_buffers_grow_past_their_first_size() -> None:
 
 def test_remembered_outcomes_are_bounded_and_hits_stay_right(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(watches_module, "MAX_OUTCOMES", 4)
+    monkeypatch.setattr(match_module, "MAX_OUTCOMES", 4)
     words = ["alpha", "beta", "gamma", "delta", "eps"]
     query = " OR ".join(words)  # 31 sets of terms a hit can name
     watches = [make_watch("shared", query), make_watch("shared too", query),
@@ -94,7 +100,7 @@ def test_a_rebuild_keeps_the_hits_made_unless_a_query_s_watches_changed() -> Non
 
 
 def test_the_registry_rebuilds_on_what_the_worker_learned() -> None:
-    registry = watches_module.WatchRegistry(_watches("china OR drills", "taiwan"))
+    registry = registry_module.WatchRegistry(_watches("china OR drills", "taiwan"))
     _same(registry.matcher, Article(id="a", title="", text="China drills"))
     learned = registry.matcher._kernel.remembered
     assert learned == 1
@@ -121,7 +127,7 @@ def test_near_pairs_by_bisection_equal_every_pair_checked() -> None:
         plain = [(fa, min(ia, ib), max(ja, jb), la + lb)
                  for fa, ia, ja, la in spans[0] for fb, ib, jb, lb in spans[1]
                  if fa == fb and ((ja < ib and ib - ja - 1 <= n) or (jb < ia and ia - jb - 1 <= n))]
-        assert sorted(watches_module._near_pairs(spans[0], spans[1], n)) == sorted(plain)  # type: ignore[arg-type]
+        assert sorted(query_module._near_pairs(spans[0], spans[1], n)) == sorted(plain)  # type: ignore[arg-type]
 
 
 @pytest.mark.timeout(60)
@@ -131,3 +137,43 @@ def test_near_over_a_long_repetitive_text_does_not_stall() -> None:
     text = " ".join(["China Taiwan"] * 15000)
     matcher = WatchMatcher(_watches("china NEAR/3 taiwan", "taiwan NEAR/0 (china OR beijing)"))
     assert _same(matcher, Article(id="a", title="", text=text)) == ["w0", "w1"]
+
+
+# --- one opcode table (agents.watch.plan.OPCODES) ----------------------------------------------
+
+def test_the_kernel_has_the_planner_s_opcodes() -> None:
+    assert match_module.kernel is not None
+    assert match_module.kernel.OPCODES == plan_module.OPCODES
+    plan_module.check_opcodes(match_module.kernel.OPCODES)
+
+
+@pytest.mark.parametrize("opcodes", [
+    {**plan_module.OPCODES, "NEAR": 9},  # a number changed on one side
+    {k: v for k, v in plan_module.OPCODES.items() if k != "SP_NEAR"},  # an opcode missing
+    {**plan_module.OPCODES, "XOR": 9},  # one the planner does not know
+    None,  # a build older than the table: no OPCODES at all
+])
+def test_a_kernel_with_other_opcodes_is_refused(opcodes: dict[str, int] | None) -> None:
+    with pytest.raises(RuntimeError, match=r"opcodes \(.*\) are not agents\.watch\.plan\.OPCODES"):
+        plan_module.check_opcodes(opcodes)
+
+
+def test_a_kernel_with_other_opcodes_fails_the_import(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The check sits outside the ImportError fallback: a mismatch never means "match in Python".
+    monkeypatch.setattr(match_module.kernel, "OPCODES", {**plan_module.OPCODES, "NOT": 0})
+    with pytest.raises(RuntimeError, match="rebuild"):
+        importlib.reload(match_module)
+
+
+@pytest.mark.parametrize(("program", "reason"), [
+    ((99, 0), "unknown opcode 99"),
+    ((plan_module.OP_NEAR, 1, 99, 0), "unknown span opcode 99"),
+])
+def test_the_kernel_refuses_an_opcode_it_does_not_know(program: tuple[int, ...], reason: str) -> None:
+    assert match_module.kernel is not None
+    query = SimpleNamespace(plan=(program, ((1 | 2, (" taiwan ",)),), ((0, "taiwan"),)), static=None)
+    kernel = match_module.kernel.Kernel({" taiwan ": 0}, {" taiwan ": [0]}, [query],
+                                        [[(0, "id", "w")]], 1, 16, str, WatchHit)
+    for _ in range(2):  # and it stays usable: the error is not "not reentrant" the second time
+        with pytest.raises(ValueError, match=reason):
+            kernel.match("Taiwan", "", "")

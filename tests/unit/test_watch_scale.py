@@ -12,8 +12,10 @@ from itertools import pairwise
 
 import pytest
 
-import agents.watches as watches_module
-from agents.watches import WatchMatcher, WatchRegistry, make_watch
+import agents.watch.match as match_module
+from agents.watch.definitions import make_watch
+from agents.watch.match import WatchMatcher
+from agents.watch.registry import WatchRegistry
 from streams.errors import WatchError
 from streams.records import Article, Entity, Watch
 from tests.conftest import DATA
@@ -114,13 +116,13 @@ class _Gen:
 def _python_matcher(monkeypatch: pytest.MonkeyPatch, mode: str) -> None:
     """Matchers built from here on match in Python: in bulk from the keys found
     (``key-decided``) or tree by tree (``trees``)."""
-    monkeypatch.setattr(watches_module, "watchkernel", None)
-    monkeypatch.setattr(watches_module, "MIN_DECIDED_BATCH", 0 if mode == "key-decided" else 10**9)
+    monkeypatch.setattr(match_module, "kernel", None)
+    monkeypatch.setattr(match_module, "MIN_DECIDED_BATCH", 0 if mode == "key-decided" else 10**9)
 
 
 def test_the_compiled_kernel_is_built() -> None:
     # pip install -e . compiles it; without it matching falls back to Python, ~5x slower
-    assert watches_module.watchkernel is not None
+    assert match_module.kernel is not None
     assert WatchMatcher([make_watch("w", "Taiwan Strait")])._kernel is not None
 
 
@@ -166,7 +168,7 @@ def test_remembered_outcomes_survive_a_rebuild_and_stay_bounded(
 
     check_all()
     outcomes = registry._compiled[watch.id].query.outcomes
-    assert len(outcomes) == watches_module.MAX_QUERY_OUTCOMES  # capped, and still right
+    assert len(outcomes) == match_module.MAX_QUERY_OUTCOMES  # capped, and still right
     remembered = dict(outcomes)
     other = make_watch("other", "omega")
     registry.apply(other.id, other)  # a rebuild: a new matcher
@@ -219,7 +221,7 @@ def _texts() -> list[str]:
 
 
 def test_snippets_match_their_plain_definition() -> None:
-    from agents.watches import _snippet
+    from agents.watch.article import _snippet
 
     rng = random.Random(2)
     for text in _texts():
@@ -232,7 +234,7 @@ def test_snippets_match_their_plain_definition() -> None:
 
 
 def test_flat_text_and_token_starts_match_the_shared_tokenizer() -> None:
-    from agents.watches import _flat, _token_starts
+    from agents.watch.article import _flat, _token_starts
     from streams.text import token_spans
 
     for text in _texts():

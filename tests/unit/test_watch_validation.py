@@ -15,15 +15,15 @@ import orjson
 import pytest
 
 from agents.alert.backfill import backfill_matcher
-from agents.watches import (
+from agents.watch.definitions import (
     MAX_NAME_CHARS,
     MAX_RATE_LIMIT,
     MAX_WEBHOOK_CHARS,
-    WatchRegistry,
     check_watch,
     make_watch,
     validate_watch,
 )
+from agents.watch.registry import WatchRegistry
 from streams.errors import WatchError
 from streams.records import Article, Watch, encode
 from streams.settings import load_settings
@@ -183,7 +183,7 @@ def test_a_record_from_any_producer_is_checked_in_full(fields: dict[str, Any],
 
 def test_the_watch_feed_logs_and_skips_an_invalid_record_without_crashing(
         monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
-    import agents.watch_feed as feed
+    import agents.watch.feed as feed
 
     registry = WatchRegistry()
     monkeypatch.setattr(feed, "registry", registry)
@@ -211,7 +211,7 @@ def test_the_watch_feed_logs_and_skips_an_invalid_record_without_crashing(
 
 def test_a_rate_limit_of_0_stored_by_the_old_cli_still_means_the_default(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    import agents.watch_feed as feed
+    import agents.watch.feed as feed
 
     registry = WatchRegistry()
     monkeypatch.setattr(feed, "registry", registry)

@@ -9,20 +9,13 @@ from pathlib import Path
 
 import pytest
 
-import agents.watches as watches_module
-from agents.watches import (
-    MAX_DEPTH,
-    MAX_QUERY_CHARS,
-    MAX_TERMS,
-    WatchMatcher,
-    WatchRegistry,
-    compile_watch,
-    load_watch_file,
-    make_watch,
-    parse_query,
-    parse_terms,
-    singular,
-)
+import agents.watch.match as match_module
+from agents.watch.definitions import load_watch_file, make_watch
+from agents.watch.keys import singular
+from agents.watch.match import WatchMatcher
+from agents.watch.plan import compile_watch, parse_query, parse_terms
+from agents.watch.query import MAX_DEPTH, MAX_QUERY_CHARS, MAX_TERMS
+from agents.watch.registry import WatchRegistry
 from streams.errors import WatchError
 from streams.records import Article, Entity, Match, Watch, WatchHit
 
@@ -416,8 +409,8 @@ def test_prefilter_never_drops_a_true_match(mode: str, monkeypatch: pytest.Monke
     """Every watch evaluated in full (no prefilter) must give exactly what the matcher gives:
     the compiled kernel, and Python's two ways (in bulk from the keys found, tree by tree)."""
     if mode != "compiled":
-        monkeypatch.setattr(watches_module, "watchkernel", None)
-        monkeypatch.setattr(watches_module, "MIN_DECIDED_BATCH", 0 if mode == "key-decided" else 10**9)
+        monkeypatch.setattr(match_module, "kernel", None)
+        monkeypatch.setattr(match_module, "MIN_DECIDED_BATCH", 0 if mode == "key-decided" else 10**9)
     rng = random.Random(4)
     texts = _seed_texts() or ["The Taiwan Strait drills. Crisis-communications plans."]
     words = [w for t in texts for w in re.findall(r"[A-Za-z][A-Za-z'-]+", t)][:4000]

@@ -26,8 +26,8 @@ import orjson
 from faust import web
 
 from agents.alert.backfill import backfill
-from agents.watch_feed import registry
-from agents.watches import make_watch
+from agents.watch.definitions import make_watch
+from agents.watch.feed import registry
 from agents.webhook.core import refusal_reason
 from streams.app import app, settings, topics
 from streams.errors import WatchError
@@ -107,7 +107,7 @@ class WatchesView(web.View):
                 raise WatchError('expected a JSON object with a "name"')
             if data.get("backfill") is not None and not isinstance(data["backfill"], bool):
                 raise WatchError('"backfill" must be true or false')
-            # One validation for every entry point (agents/watches.py validate_watch).
+            # One validation for every entry point (definitions.py validate_watch).
             watch = make_watch(data["name"], data.get("query"),
                                webhook_url=data.get("webhook_url"),
                                rate_limit=data.get("rate_limit"))

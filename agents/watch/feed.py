@@ -15,7 +15,8 @@ from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from agents.watches import WatchRegistry, check_watch, load_watch_file
+from agents.watch.definitions import check_watch, load_watch_file
+from agents.watch.registry import WatchRegistry
 from streams.app import app, settings
 from streams.client import from_the_start
 from streams.errors import BadRecord, WatchError

@@ -1,5 +1,5 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
-"""The compiled per-article loop of ``agents.watches.WatchMatcher.match``.
+"""The compiled per-article loop of ``agents.watch.match.WatchMatcher.match``.
 
 Python decides what every watch means (parsing, keys, which terms a key proves, the program
 of each query); this module runs the part that Python cannot make fast at 100,000 watches:
@@ -63,8 +63,10 @@ for _c in range(256):
     else:
         FOLD[_c] = 0
 
-# The opcodes of agents.watches (OP_TERM ... SP_NEAR = 1 ... 8): (op, arg) pairs. The first
-# five run on a truth stack; a NEAR runs the SP_* pairs that follow it on a span stack.
+# The opcodes of agents.watch.plan.OPCODES, as C constants for the loops below: (op, arg)
+# pairs. The first five run on a truth stack; a NEAR runs the SP_* pairs that follow it on a
+# span stack. agents.watch.match checks OPCODES (below) against the table when it loads this
+# module, and an opcode neither loop knows is an error, never read as another.
 cdef enum:
     C_TERM = 1   # arg: term index
     C_AND = 2    # arg: operand count
@@ -74,8 +76,11 @@ cdef enum:
     C_SP_TERM = 6
     C_SP_OR = 7
     C_SP_NEAR = 8  # arg: n of NEAR/n
-    MAX_STACK = 256  # a query has at most 50 terms (agents.watches.MAX_TERMS)
-    NEAR_PAIRS_SCANNED = 64  # agents.watches.NEAR_PAIRS_SCANNED: more pairs, bisect
+    MAX_STACK = 256  # a query has at most 50 terms (agents.watch.query.MAX_TERMS)
+    NEAR_PAIRS_SCANNED = 64  # agents.watch.query.NEAR_PAIRS_SCANNED: more pairs, bisect
+
+OPCODES = {"TERM": C_TERM, "AND": C_AND, "OR": C_OR, "NOT": C_NOT, "NEAR": C_NEAR,
+           "SP_TERM": C_SP_TERM, "SP_OR": C_SP_OR, "SP_NEAR": C_SP_NEAR}
 
 # A query's run of int32s: a header, then per term the offset of its record, the program,
 # the term records ([fields, key count, key ids...]), per member its rank and (kind 1) its
@@ -330,7 +335,7 @@ cdef class Kernel:
                  int max_outcomes, fold, hit_type):
         """``key_ids``: every key and its id; a key is a space, then tokens, ending in a space
         when the last token is whole (else it is a wildcard prefix). ``wake``: key -> the
-        queries it wakes. ``queries``: ``agents.watches._Query`` objects (their ``plan``:
+        queries it wakes. ``queries``: ``agents.watch.plan._Query`` objects (their ``plan``:
         program, terms' fields and keys, labels; and ``static``: the terms a hit names when
         they never vary); ``members``: per query its watches' ``(rank, watch_id, name)``;
         ``watches``: how many. ``max_outcomes``: (query, evidence) hit lists remembered before
@@ -838,7 +843,7 @@ cdef class Kernel:
                 sp -= arg
                 seg_n[sp] = self.spans_n - seg_start[sp]
                 sp += 1
-            else:  # C_SP_NEAR
+            elif op == C_SP_NEAR:
                 sp -= 2
                 ls, ln = seg_start[sp], seg_n[sp]
                 rs, rn = seg_start[sp + 1], seg_n[sp + 1]
@@ -860,6 +865,8 @@ cdef class Kernel:
                 seg_start[sp] = ls
                 seg_n[sp] = made
                 sp += 1
+            else:
+                raise ValueError(f"unknown span opcode {op}")
         value[0] = seg_n[0] > 0
         evidence[0] = 0
         for a in range(seg_start[0], seg_start[0] + seg_n[0]):
@@ -868,7 +875,7 @@ cdef class Kernel:
 
     cdef int _near_pairs(self, Py_ssize_t ls, Py_ssize_t ln, Py_ssize_t rs, Py_ssize_t rn,
                          int32_t n) except -1:
-        """NEAR over many places (agents.watches._near_pairs): each left span pairs with the
+        """NEAR over many places (agents.watch.query._near_pairs): each left span pairs with the
         right spans that start within ``n`` tokens after it or end within ``n`` before it,
         found by bisection in copies of the right spans sorted by start and by end."""
         cdef Span* by_start = <Span*>PyMem_Malloc(rn * sizeof(Span))
@@ -933,12 +940,14 @@ cdef class Kernel:
             elif op == C_NOT:
                 vals[sp - 1] = not vals[sp - 1]
                 masks[sp - 1] = 0
-            else:  # C_NEAR: the span program of the next ``arg`` pairs
+            elif op == C_NEAR:  # the span program of the next ``arg`` pairs
                 self._near(base, pc, pc + 2 * arg, &v, &m)
                 pc += 2 * arg
                 vals[sp] = v
                 masks[sp] = m if v else 0
                 sp += 1
+            else:
+                raise ValueError(f"unknown opcode {op}")
         value[0] = vals[0]
         evidence[0] = masks[0]
         return 0

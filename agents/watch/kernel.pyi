@@ -1,7 +1,9 @@
-"""Types of the compiled kernel (agents/watchkernel.pyx): see its docstring."""
+"""Types of the compiled kernel (kernel.pyx): see its docstring."""
 
 from collections.abc import Callable
 from typing import Any
+
+OPCODES: dict[str, int]  # checked against agents.watch.plan.OPCODES on import
 
 class Hits:
     pending: list[tuple[int, int]]  # (query, evidence bitmask) whose hits Python makes
