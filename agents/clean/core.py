@@ -379,6 +379,29 @@ _BLOCKS = (
     "p,div,section,h1,h2,h3,h4,h5,h6,li,dd,dt,blockquote,pre,table,tr,td,th,br,hr,"
     "ul,ol,dl,article,main"
 )
+# Prose: a <p> of at least _PROSE_CHARS characters with at most _PROSE_LINK_SHARE of them in
+# links. A page with _MIN_PROSE_CHARS of prose, and _MIN_PROSE_SHARE of its unlinked text in
+# it, is read from its paragraph elements only, under the smallest element holding
+# _PROSE_COVER of the prose (see _main_text).
+_PROSE_CHARS = 60
+_PROSE_LINK_SHARE = 0.3
+_MIN_PROSE_CHARS = 200
+_MIN_PROSE_SHARE = 0.4  # of the container's text outside links
+# Work bounds of the paragraph reading (each ancestor step is a Python call): more prose
+# paragraphs than this and the page is read block by block instead; ancestors are followed
+# this far up (an article's paragraphs sit a few levels below its root; markup may nest
+# 1,000 deep).
+_MAX_PARAGRAPHS = 3_000
+_MAX_WALK = 48
+_MAX_WIDEN = 3  # levels a prose root may widen to take in a lede (see _prose_root)
+_PROSE_COVER = 0.85
+_PARAGRAPH_ELEMENTS = "p,h2,h3,h4,h5,h6,blockquote,pre,li,dd"
+# A <div> whose child is one of these is a container, not a paragraph.
+_INNER_BLOCKS = "p,div,section,article,ul,ol,dl,table,blockquote,pre,h1,h2,h3,h4,h5,h6"
+_PARAGRAPH_LINK_SHARE = 0.5
+# Paragraph elements inside these are not the article's prose.
+_NOT_PROSE = frozenset({"figure", "figcaption", "aside", "nav", "footer", "form", "header",
+                        "button", "select", "label", "table"})
 # A private-use character marks block boundaries, so the source's own newlines (mere
 # whitespace in HTML) can be collapsed without losing paragraph breaks.
 _SEP = "\ue000"
@@ -792,7 +815,7 @@ def parse_html(markup: str) -> Parsed:
         if node.tag not in _NEVER_DROP and _is_junk(node):
             node.decompose()
     container = _body_container(tree)
-    parsed.body = _block_text(container) if container is not None else ""
+    parsed.body = _main_text(container) if container is not None else ""
     return parsed
 
 
@@ -881,6 +904,132 @@ def _body_container(tree: LexborHTMLParser) -> LexborNode | None:
     if articles:
         return max(articles, key=_text_len)
     return tree.css_first("main") or tree.body or tree.root
+
+
+def _main_text(container: LexborNode) -> str:
+    """The article's text inside ``container``. Where the page writes its prose in <p>
+    elements (nearly every news page), the prose is read from the smallest element that holds
+    nearly all of it, and only from its paragraph elements: menus, teaser lists, gallery
+    captions, rating widgets and sidebars sit beside the paragraphs, not in them. A page that
+    writes its paragraphs as <div>s holding no other block is read the same way from those.
+    Otherwise every block's text, as it stands."""
+    unlinked = _unlinked_chars(container)
+    for with_divs in (False, True):
+        prose = _prose_paragraphs(container, with_divs)
+        if sum(size for _, size in prose) < _MIN_PROSE_CHARS or len(prose) > _MAX_PARAGRAPHS:
+            continue
+        divs = {_signature(node) for node, _ in prose if node.tag == "div"}
+        text = _paragraph_text(_prose_root(prose, container), divs)
+        # Some pages keep <p> for sidebar blurbs and write the article in <div>s: what is read
+        # must be a good share of the page's text outside links, or it is not the article.
+        if len(text) >= _MIN_PROSE_SHARE * unlinked:
+            return text
+    return _block_text(container)
+
+
+def _unlinked_chars(node: LexborNode) -> int:
+    return len(node.text(deep=True, strip=True)) - _link_chars(node)
+
+
+def _link_chars(node: LexborNode) -> int:
+    return sum(len(link.text(deep=True, strip=True)) for link in node.css("a"))
+
+
+def _prose_paragraphs(container: LexborNode, with_divs: bool) -> list[tuple[LexborNode, int]]:
+    """The paragraphs that read as prose, long enough and not mostly link text: the <p>s, or
+    (``with_divs``, for pages that write paragraphs as <div class="...">) the <div>s holding
+    no other block."""
+    if with_divs:
+        holders = _block_holders(container)
+        nodes = [node for node in container.css("div") if node.mem_id not in holders]
+    else:
+        nodes = container.css("p")
+    found = []
+    for node in nodes:
+        size = len(node.text(deep=True, strip=True))
+        if size >= _PROSE_CHARS and _link_chars(node) <= _PROSE_LINK_SHARE * size:
+            found.append((node, size))
+    return found
+
+
+def _signature(node: LexborNode) -> tuple[str, str]:
+    return node.tag or "", node.attributes.get("class") or ""
+
+
+def _block_holders(root: LexborNode) -> set[int]:
+    """The elements under ``root`` with a block child. A node's css() matches the node itself,
+    so "holds a block" is asked the other way round (one pass in C, a read per block)."""
+    return {node.parent.mem_id for node in root.css(_INNER_BLOCKS) if node.parent is not None}
+
+
+def _is_prose(node: LexborNode) -> bool:
+    size = len(node.text(deep=True, strip=True))
+    return size >= _PROSE_CHARS and _link_chars(node) <= _PROSE_LINK_SHARE * size
+
+
+def _prose_root(prose: list[tuple[LexborNode, int]], container: LexborNode) -> LexborNode:
+    """The deepest element under ``container`` holding ``_PROSE_COVER`` of the prose's
+    characters (a few stray paragraphs elsewhere, a pull quote in a sidebar, do not widen
+    it to the whole page)."""
+    held: dict[int, int] = {}
+    depth: dict[int, int] = {}
+    nodes: dict[int, LexborNode] = {}
+    for paragraph, size in prose:
+        chain = []
+        node: LexborNode | None = paragraph.parent
+        while node is not None and len(chain) < _MAX_WALK:
+            chain.append(node)
+            if node.mem_id == container.mem_id:
+                break
+            node = node.parent
+        for height, node in enumerate(chain):
+            key = node.mem_id
+            held[key] = held.get(key, 0) + size
+            depth[key] = len(chain) - height
+            nodes[key] = node
+    needed = _PROSE_COVER * sum(size for _, size in prose)
+    best = max((key for key, size in held.items() if size >= needed), key=depth.__getitem__,
+               default=None)
+    if best is None:
+        return container
+    root = nodes[best]
+    # Widen to the parent when what the parent adds is prose itself (a standfirst or lede just
+    # above the body's element), not a sidebar's or a teaser column's text.
+    for _ in range(_MAX_WIDEN):
+        parent = root.parent
+        if parent is None or parent.mem_id not in held or root.mem_id == container.mem_id:
+            break
+        added = held[parent.mem_id] - held[root.mem_id]
+        if not added or _unlinked_chars(parent) - _unlinked_chars(root) > 1.5 * added + 200:
+            break
+        root = parent
+    return root
+
+
+def _paragraph_text(root: LexborNode, divs: set[tuple[str, str]]) -> str:
+    """One line per paragraph element under ``root``, in page order: a nested one is read with
+    the element holding it, one inside a figure, aside, nav... is skipped, and so is one that
+    is mostly link text (a teaser or a list of links). ``divs``: the (tag, class) of the <div>s
+    that held prose; every <div> like them is a paragraph too, however short."""
+    lines: list[str] = []
+    taken: set[int] = set()
+    selector = _PARAGRAPH_ELEMENTS + (",div" if divs else "")
+    holders = _block_holders(root) if divs else set()
+    for node in root.css(selector)[: 2 * _MAX_PARAGRAPHS]:
+        if node.tag == "div" and _signature(node) not in divs and (
+                node.mem_id in holders or not _is_prose(node)):
+            continue
+        above, steps = node.parent, 0
+        while above is not None and above.mem_id != root.mem_id and steps < _MAX_WALK:
+            if above.mem_id in taken or above.tag in _NOT_PROSE:
+                break
+            above, steps = above.parent, steps + 1
+        else:
+            text = " ".join(node.text(deep=True).split())
+            if text and _link_chars(node) <= _PARAGRAPH_LINK_SHARE * len(text):
+                taken.add(node.mem_id)
+                lines.append(text)
+    return "\n".join(lines)
 
 
 def _block_text(container: LexborNode) -> str:

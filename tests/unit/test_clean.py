@@ -423,6 +423,67 @@ def test_html_date_from_time_element_and_meta_name() -> None:
     assert clean(meta).published_at == "2024-05-31T10:00:00Z"
 
 
+PROSE = [
+    "The storm reached the coast shortly after midnight, bringing winds of more than 100 km/h.",
+    "Emergency crews worked through the night to clear roads and restore power to the area.",
+    "By morning, officials said, most of the region was reconnected and schools would open.",
+]
+
+
+def _menu(words: list[str]) -> str:
+    return "<ul>" + "".join(f'<li><a href="/{w}">{w}</a></li>' for w in words) + "</ul>"
+
+
+def test_html_prose_is_read_from_its_paragraphs_not_what_sits_beside_them() -> None:
+    # The shape of real pages without <article>: a menu, the story's paragraphs with a photo
+    # gallery and a story-highlights list of links among them, a rating widget, a teaser
+    # column and a footer of links (issue 19; bench/extract_bench.py measures it on pages).
+    page = (
+        "<html><body><div id=top>" + _menu(["Sports", "MLB", "NBA", "NHL", "Politics"])
+        + "</div><div class=main><div class=story><h1>Storm hits coast</h1>"
+        + _menu(["Fate of the parade balloons", "Airports reopen"])
+        + f"<p>{PROSE[0]}</p>"
+        + "<div class=gallery><div><cite>Crews clear a fallen tree in the town square on "
+        + "Tuesday morning, before the second band of rain arrived.</cite></div>"
+        + "<div><cite>A plane is de-iced before departure at the airport on Monday.</cite></div>"
+        + "</div>"
+        + f"<p>{PROSE[1]}</p><div class=rating>Rate it:<span>1 star</span><span>2 stars</span>"
+        + f"</div><p>{PROSE[2]}</p></div>"
+        + "<div class=side><div>Getting the latest warnings when storms are headed your way "
+        + "and knowing what to do before, during and after.</div></div></div>"
+        + "<div class=foot>" + _menu(["Home", "Video", "World", "Terms", "Privacy"])
+        + "</div></body></html>"
+    )
+    assert paragraphs(clean(page.encode())) == PROSE
+
+
+def test_html_prose_written_as_divs_is_read_from_its_divs() -> None:
+    # Some sites write paragraphs as <div class="..."> and keep <p> for sidebar blurbs: the
+    # <p>s alone are not the article, so every <div> like the prose ones is read, short too.
+    sidebar = "<div class=box><p>The digital world of news, with interactive graphics and more.</p></div>"
+    story = "".join(f'<div class="para">{line}</div>' for line in [*PROSE, "Short one."])
+    page = f"<html><body><div class=col>{story}</div>{sidebar}</body></html>"
+    assert paragraphs(clean(page.encode())) == [*PROSE, "Short one."]
+
+
+def test_html_without_prose_paragraphs_is_read_block_by_block() -> None:
+    page = b"<html><body><div>Line one of a notice.</div><div>Line two.</div></body></html>"
+    assert paragraphs(clean(page)) == ["Line one of a notice.", "Line two."]
+
+
+def test_html_scripts_and_styles_in_the_body_are_not_text() -> None:
+    page = (f"<p>{PROSE[0]}</p><script>var note = 'script text';</script>"
+            f"<style>p {{ color: red }}</style><p>{PROSE[1]}</p><noscript>Enable JS</noscript>")
+    article = clean(f"<html><body><div>{page}</div></body></html>".encode())
+    assert paragraphs(article) == PROSE[:2]
+
+
+def test_html_broken_markup_still_gives_the_paragraphs() -> None:
+    page = (f"<html><body><div class=a><p>{PROSE[0]}<p>{PROSE[1]}</span></div></b>"
+            f"<p>{PROSE[2]}</td></body>")
+    assert paragraphs(clean(page.encode())) == PROSE
+
+
 def test_html_junk_classes_match_whole_words_only() -> None:
     page = (
         '<div class="thread header-main shadow-box loading"><p>Kept paragraph.</p></div>'

@@ -310,6 +310,12 @@ PATHOLOGICAL_HTML: list[tuple[str, Callable[[int], str], type[RejectedInput] | N
     ("many_time_elements", lambda n: repeat_to('<time datetime="Fri, 99 Foo">x</time>', n // 3), None),
     ("many_entities", lambda n: "<p>" + repeat_to("&amp;", n) + "</p>", None),
     ("many_less_than_signs", lambda n: "<p>" + "<" * n + "</p>", None),
+    # the paragraph reader (issue 19): prose deep down, many prose blocks, nested leaf blocks
+    ("prose_990_deep", lambda n: "<div>" * 990 + repeat_to("<p>" + "word " * 15 + "</p>", n // 2), None),
+    ("many_prose_divs", lambda n: repeat_to('<div class="p">' + "word " * 15 + "</div>", n), None),
+    ("nested_leaf_divs", lambda n: "<div><span>" * 490 + repeat_to("word ", n), None),
+    ("nested_list_items", lambda n: "<ul><li>" * 490 + repeat_to("<p>" + "word " * 15 + "</p>", n // 2), None),
+    ("prose_with_many_links", lambda n: repeat_to("<p>" + "word " * 12 + "<a href=x>a</a></p>", n // 2), None),
 ]  # fmt: skip
 
 
