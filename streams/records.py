@@ -100,6 +100,8 @@ class Article:
     published_at: str | None = None  # ISO-8601, UTC when the input said so
     language: str | None = None  # ISO 639-1, or None when undetermined
     received_at: float = 0.0  # unix seconds the raw message was published
+    authors: list[str] = field(default_factory=list)  # as the page or publisher names them
+    canonical_url: str | None = None  # the page's own <link rel=canonical>/og:url, absolute
     stage_times: dict[str, float] = field(default_factory=dict)  # stage -> unix seconds done
     # tag
     entities: list[Entity] = field(default_factory=list)

@@ -41,13 +41,13 @@ import html as html_lib
 import re
 import unicodedata
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from enum import Enum
 from itertools import accumulate, islice, repeat
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urljoin, urlsplit, urlunsplit
 
 import ftfy
 import orjson
@@ -174,6 +174,8 @@ class Parsed:
     source: str | None = None
     published_at: str | None = None
     language: str | None = None
+    authors: list[str] = field(default_factory=list)
+    canonical_url: str | None = None
 
 
 # JSON scalars and arrays start with one of these; anything else can only be plain text.
@@ -337,6 +339,8 @@ def _merge_missing(into: Parsed, extra: Parsed) -> None:
     into.source = into.source or extra.source
     into.published_at = into.published_at or extra.published_at
     into.language = into.language or extra.language
+    into.authors = into.authors or extra.authors
+    into.canonical_url = into.canonical_url or extra.canonical_url
 
 
 # "date 2024-05-31" (or "Date: 2024-05-31T10:00Z") opening a plain-text payload.
@@ -803,12 +807,16 @@ def parse_html(markup: str) -> Parsed:
     _check_markup(markup)
     tree = LexborHTMLParser(markup)
     meta = _meta_tags(tree)
+    linked = _linked_data(tree)
+    canonical = _within(_html_url(tree, meta, linked), MAX_URL_CHARS)
     parsed = Parsed(
-        title=_html_title(tree, meta),
+        title=_html_title(tree, meta, linked),
         source=_within(meta.get("og:site_name"), MAX_SOURCE_CHARS),
-        url=_within(_html_url(tree, meta), MAX_URL_CHARS),
-        published_at=_html_date(tree, meta),
+        url=canonical,
+        published_at=_html_date(tree, meta, linked, canonical),
         language=_within(_html_lang(tree), MAX_LANGUAGE_CHARS),
+        authors=_html_authors(tree, meta, linked),
+        canonical_url=canonical,
     )
     tree.strip_tags(_DROP_TAGS)
     for node in tree.css(_JUNK_CANDIDATES):
@@ -838,30 +846,76 @@ def _node_text(tree: LexborHTMLParser, selector: str) -> str | None:
     return text or None
 
 
-def _html_title(tree: LexborHTMLParser, meta: dict[str, str]) -> str | None:
-    # og:title first: <title> usually carries a " | Site" suffix, <h1> may be the logo.
-    title = meta.get("og:title") or meta.get("twitter:title")
-    if title:
-        return title
+def _html_title(tree: LexborHTMLParser, meta: dict[str, str], linked: dict[str, Any]) -> str | None:
+    """The headline. The page's <h1> when <title> starts with it (then the rest of <title> is
+    the site's name or section: "Headline | Yonhap News Agency", "Ein Albtraum - DER SPIEGEL
+    52/2018"); else og:title or the linked data's headline (written for sharing, so without
+    the suffix); else <title> without " | Site" when the site's name is known; else <h1>."""
+    heading = _node_text(tree, "h1")
     title = _node_text(tree, "title")
+    if heading and title and len(heading) >= _MIN_HEADLINE_CHARS and _starts_with_words(
+            title, heading):
+        return heading
+    shared = meta.get("og:title") or meta.get("twitter:title") or _ld_text(linked, "headline")
+    if shared:
+        return shared
     site = meta.get("og:site_name")
     if title and site:
-        for sep in (" | ", " - ", " – ", " — ", " :: "):
+        for sep in _TITLE_SEPARATORS:
             if title.endswith(sep + site):
                 return title[: -len(sep + site)]
-    return title or _node_text(tree, "h1")
+    return title or heading
 
 
-def _html_url(tree: LexborHTMLParser, meta: dict[str, str]) -> str | None:
+def _starts_with_words(text: str, start: str) -> bool:
+    """``text`` begins with ``start`` and goes on, if at all, after a separator."""
+    text, start = " ".join(text.split()).casefold(), " ".join(start.split()).casefold()
+    if not text.startswith(start):
+        return False
+    rest = text[len(start):]
+    return not rest or any(rest.startswith(sep) for sep in _TITLE_SEPARATORS)
+
+
+def _html_url(tree: LexborHTMLParser, meta: dict[str, str], linked: dict[str, Any]) -> str | None:
+    """The canonical URL: <link rel=canonical>, og:url, the linked data's url; a relative one
+    is resolved against the next absolute one, and dropped if none is absolute."""
     node = tree.css_first("link[rel=canonical][href]")
-    href = node.attributes.get("href") if node is not None else None
-    return (href or "").strip() or meta.get("og:url")
+    found = [
+        (node.attributes.get("href") or "").strip() if node is not None else "",
+        meta.get("og:url") or "",
+        _ld_text(linked, "url") or "",
+    ]
+    found = [url for url in found if url]
+    base = next((url for url in found if _is_absolute(url)), None)
+    for url in found:
+        if _is_absolute(url):
+            return url
+        if base is not None:
+            return urljoin(base, url)
+    return None
+
+
+def _is_absolute(url: str) -> bool:
+    return url.startswith(("http://", "https://"))
 
 
 _MAX_TIME_ELEMENTS = 20
+_MAX_AUTHORS = 10
+_MAX_AUTHOR_CHARS = 100
+_MAX_LD_SCRIPTS = 8
+_MAX_LD_CHARS = 262_144
+_MAX_LD_ITEMS = 64
+_MIN_HEADLINE_CHARS = 8  # a shorter <h1> is more likely the site's logo than a headline
+_TITLE_SEPARATORS = (" | ", " - ", " – ", " — ", " :: ", " · ")
 
 
-def _html_date(tree: LexborHTMLParser, meta: dict[str, str]) -> str | None:
+def _html_date(tree: LexborHTMLParser, meta: dict[str, str], linked: dict[str, Any],
+               url: str | None) -> str | None:
+    """The publication date: the linked data's datePublished, then the <meta> keys, then the
+    first <time datetime>s, then a date in the URL (/2019/08/20/ or 20190820, day only)."""
+    value = _ld_text(linked, "datePublished")
+    if value and (parsed := parse_date(value)):
+        return parsed
     for key in _META_DATE_KEYS:
         value = meta.get(key)
         if value and (parsed := parse_date(value)):
@@ -871,7 +925,89 @@ def _html_date(tree: LexborHTMLParser, meta: dict[str, str]) -> str | None:
         value = node.attributes.get("datetime")
         if value and (parsed := parse_date(value)):
             return parsed
-    return None
+    return _url_date(url) if url else None
+
+
+_URL_DATE = re.compile(r"/((?:19|20)\d\d)[/-]?(0[1-9]|1[0-2])[/-]?(0[1-9]|[12]\d|3[01])(?:/|[^\d])")
+
+
+def _url_date(url: str) -> str | None:
+    match = _URL_DATE.search(url)
+    if match is None:
+        return None
+    try:
+        return datetime(int(match[1]), int(match[2]), int(match[3])).date().isoformat()
+    except ValueError:  # 2019/02/30
+        return None
+
+
+def _html_authors(tree: LexborHTMLParser, meta: dict[str, str], linked: dict[str, Any]
+                  ) -> list[str]:
+    """The article's authors: the linked data's author names, else <meta name=author> (or
+    article:author when it is a name, not a profile URL), else rel=author links."""
+    names = _ld_names(linked.get("author"))
+    if not names:
+        value = meta.get("author") or meta.get("article:author") or ""
+        names = [part for part in re.split(r"\s*(?:,|;|\band\b|&)\s*", value) if part]
+    if not names:
+        names = [node.text(deep=True, strip=True) for node in
+                 tree.css("a[rel=author], [itemprop=author] [itemprop=name]")[:_MAX_AUTHORS]]
+    out: list[str] = []
+    for name in names:
+        name = " ".join(name.split())
+        if name and not _is_absolute(name) and len(name) <= _MAX_AUTHOR_CHARS and name not in out:
+            out.append(name)
+    return out[:_MAX_AUTHORS]
+
+
+def _ld_names(value: Any) -> list[str]:
+    """Names in a linked-data author value: a string, a Person/Organization, or a list."""
+    items = value if isinstance(value, list) else [value]
+    names = []
+    for item in items[:_MAX_AUTHORS]:
+        if isinstance(item, str):
+            names.append(item)
+        elif isinstance(item, dict) and isinstance(item.get("name"), str):
+            names.append(item["name"])
+    return names
+
+
+def _linked_data(tree: LexborHTMLParser) -> dict[str, Any]:
+    """The page's schema.org article in JSON-LD (``NewsArticle``, ``Article``...; in a list or
+    an ``@graph`` too), or {}. Bounded: the first few scripts, each up to 256 KB."""
+    for node in tree.css('script[type="application/ld+json"]')[:_MAX_LD_SCRIPTS]:
+        text = node.text(deep=True)
+        if not text or len(text) > _MAX_LD_CHARS:
+            continue
+        try:
+            data = orjson.loads(text)
+        except orjson.JSONDecodeError:
+            continue
+        found = _ld_article(data)
+        if found:
+            return found
+    return {}
+
+
+def _ld_article(data: Any) -> dict[str, Any]:
+    candidates = data if isinstance(data, list) else [data]
+    if isinstance(data, dict) and isinstance(data.get("@graph"), list):
+        candidates = data["@graph"]
+    for item in candidates[:_MAX_LD_ITEMS]:
+        if isinstance(item, dict):
+            kind = item.get("@type")
+            kinds = kind if isinstance(kind, list) else [kind]
+            if any(isinstance(k, str) and k.endswith(("Article", "BlogPosting", "Report"))
+                   for k in kinds):
+                return item
+    return {}
+
+
+def _ld_text(linked: dict[str, Any], key: str) -> str | None:
+    value = linked.get(key)
+    if isinstance(value, dict):  # mainEntityOfPage-like {"@id": url}
+        value = value.get("@id")
+    return value.strip() if isinstance(value, str) and value.strip() else None
 
 
 def _html_lang(tree: LexborHTMLParser) -> str | None:
@@ -975,7 +1111,7 @@ def _prose_root(prose: list[tuple[LexborNode, int]], container: LexborNode) -> L
     depth: dict[int, int] = {}
     nodes: dict[int, LexborNode] = {}
     for paragraph, size in prose:
-        chain = []
+        chain: list[LexborNode] = []
         node: LexborNode | None = paragraph.parent
         while node is not None and len(chain) < _MAX_WALK:
             chain.append(node)
@@ -1000,7 +1136,9 @@ def _prose_root(prose: list[tuple[LexborNode, int]], container: LexborNode) -> L
         if parent is None or parent.mem_id not in held or root.mem_id == container.mem_id:
             break
         added = held[parent.mem_id] - held[root.mem_id]
-        if not added or _unlinked_chars(parent) - _unlinked_chars(root) > 1.5 * added + 200:
+        if not added:
+            break  # the parent adds no prose: nothing to gain, and text to lose precision on
+        if _unlinked_chars(parent) - _unlinked_chars(root) > 1.5 * added + 200:
             break
         root = parent
     return root
@@ -1386,6 +1524,17 @@ def _checked_id(what: str, value: str) -> str:
     return value
 
 
+def _checked_language(declared: str | None, title: str, body: str) -> str | None:
+    """The declared language (a JSON field, <html lang>) unless detection on a body long
+    enough to be sure says otherwise: site templates declare the site's language whatever
+    the article's ("lang=en" on a Spanish wire story)."""
+    tag = _language_tag(declared)
+    detected = detect_language(title, body)
+    if tag and detected and detected != tag and len(body) < _SURE_LANGUAGE_CHARS:
+        return tag
+    return detected or tag
+
+
 def _language_tag(value: str | None) -> str | None:
     """"en-GB", "EN_us", "en" -> "en"; junk -> None."""
     if not value:
@@ -1400,6 +1549,8 @@ def _language_tag(value: str | None) -> str | None:
 _MIN_LANGUAGE_CHARS = 20
 # Detection reads the title and this much body: accuracy is flat beyond it, cost is linear.
 _LANGUAGE_SAMPLE_CHARS = 500
+# Detection overrules a declared language only on a body at least this long.
+_SURE_LANGUAGE_CHARS = 400
 # CLD2 still speaks some pre-2000 codes.
 _CLD2_CODES = {"iw": "he", "in": "id", "ji": "yi", "jw": "jv", "zh-hant": "zh"}
 
@@ -1497,7 +1648,7 @@ def clean(
         title = fallback_title(body)
     url = canonical_url(parsed.url) if parsed.url else None
     source = _strip_or_none(parsed.source) or url_host(url)
-    language = _language_tag(parsed.language) or detect_language(title, body)
+    canonical = canonical_url(parsed.canonical_url) if parsed.canonical_url else None
     return Article(
         id=article_id(parsed.id, key, url, source, title, body),
         title=title,
@@ -1505,6 +1656,8 @@ def clean(
         url=url,
         source=source,
         published_at=parsed.published_at,
-        language=language,
+        language=_checked_language(parsed.language, title, body),
         received_at=received_at,
+        authors=parsed.authors,
+        canonical_url=canonical,
     )

@@ -686,3 +686,65 @@ def test_rules_table_is_documented() -> None:
 )
 def test_parse_date(value: str, expected: str | None) -> None:
     assert parse_date(value) == expected
+
+
+# --------------------------------------------------------------------------- page metadata
+
+
+def _page(head: str, body: str = "") -> bytes:
+    prose = "".join(f"<p>{line}</p>" for line in PROSE)
+    return f"<html><head>{head}</head><body>{body}<div>{prose}</div></body></html>".encode()
+
+
+def test_title_is_the_h1_when_the_title_tag_starts_with_it() -> None:
+    page = _page("<title>Storm hits coast | Coast Agency</title>", "<h1>Storm hits coast</h1>")
+    assert clean(page).title == "Storm hits coast"
+    suffix = _page("<title>Ein Albtraum - DER SPIEGEL 52/2018</title>", "<h1>Ein Albtraum</h1>")
+    assert clean(suffix).title == "Ein Albtraum"
+    # A logo-sized <h1>, or one the title does not start with, is not the headline.
+    logo = _page('<title>Storm hits coast | CN</title><meta property="og:title" '
+                 'content="Storm hits coast">', "<h1>CN</h1>")
+    assert clean(logo).title == "Storm hits coast"
+
+
+def test_json_ld_gives_date_authors_headline_and_url() -> None:
+    linked = ('<script type="application/ld+json">{"@context": "https://schema.org", '
+              '"@graph": [{"@type": "WebPage"}, {"@type": "NewsArticle", "headline": '
+              '"Storm hits coast", "datePublished": "2024-05-31T10:00:00+02:00", "author": '
+              '[{"@type": "Person", "name": "Ana Ruiz"}, {"name": "Li Wei"}], '
+              '"url": "https://news.example/2024/storm"}]}</script>')
+    article = clean(_page(linked))
+    assert article.published_at == "2024-05-31T08:00:00Z"
+    assert article.authors == ["Ana Ruiz", "Li Wei"]
+    assert article.title == "Storm hits coast"
+    assert article.canonical_url == article.url == "https://news.example/2024/storm"
+    broken = clean(_page('<script type="application/ld+json">{"@type": "NewsArt</script>'))
+    assert broken.authors == [] and broken.published_at is None
+
+
+def test_meta_author_and_relative_canonical() -> None:
+    head = ('<meta name="author" content="Ana Ruiz and Li Wei"><link rel="canonical" '
+            'href="/2024/storm"><meta property="og:url" content="https://news.example/x">')
+    article = clean(_page(head))
+    assert article.authors == ["Ana Ruiz", "Li Wei"]
+    assert article.canonical_url == "https://news.example/2024/storm"
+    # A relative canonical with nothing absolute to resolve it against is no URL.
+    assert clean(_page('<link rel="canonical" href="/8003098">')).canonical_url is None
+
+
+def test_date_from_the_url_when_the_page_has_none() -> None:
+    head = '<link rel="canonical" href="https://www.cnn.com/2013/11/27/travel/storm/index.html">'
+    assert clean(_page(head)).published_at == "2013-11-27"
+    assert clean(_page('<link rel="canonical" href="https://x.example/2019/02/30/a">')).published_at is None
+
+
+def test_declared_language_gives_way_to_detection_on_a_long_body() -> None:
+    spanish = ("La tormenta llegó a la costa poco después de la medianoche con vientos de más de "
+               "cien kilómetros por hora. Los equipos de emergencia trabajaron toda la noche "
+               "para despejar las carreteras y devolver la luz a la región. Por la mañana, según "
+               "las autoridades, casi toda la zona tenía de nuevo electricidad y las escuelas "
+               "abrirían con normalidad el lunes siguiente.")
+    page = f'<html lang="en"><body><p>{spanish}</p><p>{spanish}</p></body></html>'.encode()
+    assert clean(page).language == "es"
+    short = b'<html lang="en"><body><p>La tormenta lleg\xc3\xb3 a la costa.</p></body></html>'
+    assert clean(short).language == "en"

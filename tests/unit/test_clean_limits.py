@@ -314,8 +314,10 @@ PATHOLOGICAL_HTML: list[tuple[str, Callable[[int], str], type[RejectedInput] | N
     ("prose_990_deep", lambda n: "<div>" * 990 + repeat_to("<p>" + "word " * 15 + "</p>", n // 2), None),
     ("many_prose_divs", lambda n: repeat_to('<div class="p">' + "word " * 15 + "</div>", n), None),
     ("nested_leaf_divs", lambda n: "<div><span>" * 490 + repeat_to("word ", n), None),
-    ("nested_list_items", lambda n: "<ul><li>" * 490 + repeat_to("<p>" + "word " * 15 + "</p>", n // 2), None),
-    ("prose_with_many_links", lambda n: repeat_to("<p>" + "word " * 12 + "<a href=x>a</a></p>", n // 2), None),
+    ("nested_list_items",
+     lambda n: "<ul><li>" * 490 + repeat_to("<p>" + "word " * 15 + "</p>", n // 2), None),
+    ("prose_with_many_links",
+     lambda n: repeat_to("<p>" + "word " * 12 + "<a href=x>a</a></p>", n // 2), None),
 ]  # fmt: skip
 
 
