@@ -36,6 +36,7 @@ more common in news feeds than hard-wrapped lines, so lines are never re-joined.
 
 from __future__ import annotations
 
+import codecs
 import functools
 import html as html_lib
 import re
@@ -153,11 +154,65 @@ def decode_payload(raw: bytes, max_bytes: int) -> str:
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as exc:
+        if _HTML_DOCUMENT.match(raw) and (text := _decode_legacy_page(raw)) is not None:
+            return text
         bad = raw[exc.start : exc.start + 1].hex()
         raise BadEncoding(
             f"payload is not valid UTF-8: {exc.reason} (byte 0x{bad} at offset {exc.start}); "
-            "publishers must send UTF-8"
+            "publishers must send UTF-8 (an HTML page may declare another charset)"
         ) from None
+
+
+# A whole HTML page, as fetched from the web: the only input that may be in a legacy charset.
+_HTML_DOCUMENT = re.compile(rb"\s*<(?:!doctype\s+html|html|head|meta|\?xml)\b", re.IGNORECASE)
+_DECLARED_CHARSET = re.compile(rb"""<meta[^>]{0,200}?charset\s*=\s*["']?([a-zA-Z0-9_.:-]{1,40})""",
+                               re.IGNORECASE)
+#: The declaration must come early (the HTML standard reads the first 1,024 bytes); detection
+#: reads this much (its cost grows with it; the page's start says enough).
+_CHARSET_SCAN_BYTES = 4_096
+_DETECT_BYTES = 65_536
+
+
+def _decode_legacy_page(raw: bytes) -> str | None:
+    """An HTML page that is not UTF-8: decoded with its declared charset when the bytes bear
+    it out, else with the charset detected from the bytes (charset-normalizer), else None.
+    A declaration that lies ("utf-8" on a windows-1252 page, "iso-8859-1" on Cyrillic) is
+    common; a single-byte charset decodes any bytes, so it is checked against detection."""
+    from charset_normalizer import from_bytes  # only legacy pages pay for the import
+
+    declared = _declared_charset(raw[:_CHARSET_SCAN_BYTES])
+    matches = from_bytes(raw[:_DETECT_BYTES])
+    best = matches.best()
+    candidates = [] if best is None else [best.encoding]
+    if declared is not None:
+        declared_match = next((m for m in matches if _same_codec(m.encoding, declared)), None)
+        # The declaration wins unless detection finds it a mess and has a cleaner reading.
+        if declared_match is not None and (best is None or declared_match.chaos <= best.chaos + 0.1):
+            candidates.insert(0, declared)
+    for encoding in candidates:
+        try:
+            return raw.decode(encoding)
+        except (UnicodeDecodeError, LookupError):
+            continue
+    return None
+
+
+def _declared_charset(head: bytes) -> str | None:
+    match = _DECLARED_CHARSET.search(head)
+    if match is None:
+        return None
+    name = match.group(1).decode("ascii").lower()
+    try:
+        return codecs.lookup(name).name
+    except LookupError:
+        return None
+
+
+def _same_codec(a: str, b: str) -> bool:
+    try:
+        return codecs.lookup(a).name == codecs.lookup(b).name
+    except LookupError:
+        return False
 
 
 # --------------------------------------------------------------------------- step 2: parse

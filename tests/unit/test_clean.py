@@ -748,3 +748,37 @@ def test_declared_language_gives_way_to_detection_on_a_long_body() -> None:
     assert clean(page).language == "es"
     short = b'<html lang="en"><body><p>La tormenta lleg\xc3\xb3 a la costa.</p></body></html>'
     assert clean(short).language == "en"
+
+
+# --------------------------------------------------------------------------- charsets
+
+FRENCH = ("Le conseil municipal a approuvé le budget après un long débat mardi soir, et les "
+          "élus ont promis une réponse rapide aux inquiétudes des habitants du quartier.")
+RUSSIAN = ("Городской совет утвердил бюджет после долгих дебатов во вторник вечером, и "
+           "депутаты пообещали быстро ответить на опасения жителей района.")
+
+
+def _legacy_page(text: str, declared: str | None, encoding: str) -> bytes:
+    meta = f'<meta charset="{declared}">' if declared else ""
+    page = f"<!DOCTYPE html><html><head>{meta}<title>T</title></head><body>"
+    return (page + f"<p>{text}</p><p>{text}</p></body></html>").encode(encoding)
+
+
+def test_a_page_in_its_declared_legacy_charset_is_decoded() -> None:
+    assert FRENCH in clean(_legacy_page(FRENCH, "windows-1252", "cp1252")).text
+    japanese = "東京都は火曜日、新しい防災計画を発表し、住民に備えを呼びかけた。" * 3
+    assert japanese in clean(_legacy_page(japanese, "shift_jis", "shift_jis")).text
+
+
+def test_a_lying_declaration_gives_way_to_the_bytes() -> None:
+    # "utf-8" on a windows-1252 page, "iso-8859-1" on a windows-1251 (Cyrillic) one.
+    assert FRENCH in clean(_legacy_page(FRENCH, "utf-8", "cp1252")).text
+    assert RUSSIAN in clean(_legacy_page(RUSSIAN, "iso-8859-1", "cp1251")).text
+    assert RUSSIAN in clean(_legacy_page(RUSSIAN, None, "cp1251")).text
+
+
+def test_only_whole_pages_may_be_in_a_legacy_charset() -> None:
+    with pytest.raises(BadEncoding):
+        clean(f"{FRENCH}\n{FRENCH}".encode("cp1252"))  # plain text: UTF-8 or nothing
+    with pytest.raises(BadEncoding):
+        clean(orjson.dumps({"text": "x"})[:-2] + " é\"}".encode("cp1252"))

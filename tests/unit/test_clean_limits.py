@@ -425,3 +425,11 @@ def test_an_id_with_control_characters_is_refused(raw: bytes, key: bytes | None)
 def test_a_printable_unicode_id_is_kept() -> None:
     raw = b'{"id": "na\\u00efve-\\u5317\\u4eac-1", "title": "t", "text": "A body of text."}'
     assert clean(raw).id == "naïve-北京-1"
+
+
+@pytest.mark.timeout(10)
+def test_a_megabyte_legacy_page_is_detected_on_its_first_64_kb() -> None:
+    paragraph = "<p>" + "Le conseil a approuvé le budget après un débat. " * 20 + "</p>"
+    page = "<!DOCTYPE html><html><head><meta charset=utf-8></head><body>"
+    raw = (page + paragraph * (MIB // len(paragraph) - 1)).encode("cp1252")[: MIB - 20]
+    assert "approuvé" in clean(raw).text
