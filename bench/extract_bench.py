@@ -825,6 +825,45 @@ def show(folder: Path, page: str, use_trafilatura: bool = True) -> str:
 # --------------------------------------------------------------------------- main
 
 
+#: Hostile pages (issue 19 item 4) and the most each may cost clean(), accepted or refused.
+ROBUSTNESS_BOUND_MS = 1_000.0
+
+
+def hostile_pages() -> list[tuple[str, bytes]]:
+    """Pages that must never crash or stall the stage: each is cleaned or refused by reason."""
+    para = "<p>" + "The council approved the budget after a long debate on Tuesday. " * 8 + "</p>"
+    head = "<!DOCTYPE html><html><head><title>T</title></head><body>"
+    french = "<p>" + "Le conseil a approuvé le budget après un long débat mardi soir. " * 8 + "</p>"
+    return [
+        ("5 MB page", (head + para * (5_000_000 // len(para))).encode()),
+        ("100,000 nested elements", (head + "<div>" * 100_000 + para).encode()),
+        ("990 nested, then prose", (head + "<div>" * 990 + para * 500).encode()),
+        ("broken markup", (head + "<div><p>" + para * 300 + "</span></b></td><p>x").encode()),
+        ("scripts and styles in the body",
+         (head + (para + "<script>var a = '<p>no</p>';</script><style>p{}</style>") * 300).encode()),
+        ("1 MB windows-1252 declared utf-8",
+         (head.replace("<head>", "<head><meta charset=utf-8>") + french * 1_800).encode("cp1252")),
+    ]
+
+
+def robustness(repeats: int = 3) -> str:
+    """One line per hostile page: what clean() did with it and its median ms, held to
+    ``ROBUSTNESS_BOUND_MS``."""
+    lines = [f"{'hostile page':<34}{'outcome':>26}{'ms':>10}  bound {ROBUSTNESS_BOUND_MS:.0f} ms"]
+    for name, raw in hostile_pages():
+        def run(raw: bytes = raw) -> str:
+            try:
+                article = clean(raw, max_bytes=MAX_BYTES, max_body_chars=MAX_BODY_CHARS)
+                return f"{len(article.text):,} chars kept"
+            except RejectedInput as exc:
+                return f"refused: {exc.reason}"
+        outcome = run()
+        ms = median_ms(run, repeats)
+        verdict = "ok" if ms <= ROBUSTNESS_BOUND_MS else "OVER"
+        lines.append(f"{name:<34}{outcome:>26}{ms:>10.1f}  {verdict}")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("folder", nargs="?", type=Path, default=PAGES,
@@ -847,6 +886,8 @@ def main(argv: list[str] | None = None) -> None:
     text, data = report(results, unscored, version, args.folder, max(args.repeats, 1),
                         traf_requested=not args.no_trafilatura)
     print(text)
+    print()
+    print(robustness())
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n")

@@ -124,3 +124,15 @@ def test_show_lists_clutter_and_misses(capsys: pytest.CaptureFixture[str]) -> No
     assert "kept lines not in the expected text" in printed
     with pytest.raises(SystemExit):
         eb.main([str(PAGES), "--show", "newspaper4k", "--no-trafilatura"])  # ambiguous
+
+
+def test_hostile_pages_are_cleaned_or_refused() -> None:
+    # The time bound is the bench's (speed is for benchmarks): here, what each page gives.
+    rows = eb.robustness(repeats=1).splitlines()[1:]
+    assert len(rows) == len(eb.hostile_pages())
+    outcomes = {row[:34].strip(): row for row in rows}
+    assert "refused: too_large" in outcomes["5 MB page"]
+    assert "refused: too_large" in outcomes["100,000 nested elements"]
+    for name in ("990 nested, then prose", "broken markup", "scripts and styles in the body",
+                 "1 MB windows-1252 declared utf-8"):
+        assert "chars kept" in outcomes[name], outcomes[name]
