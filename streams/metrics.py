@@ -26,7 +26,7 @@ STAGES: tuple[str, ...] = STAGE_NAMES
 #: (an exact duplicate, or an article that opens or updates no alert).
 OUTCOMES: tuple[str, ...] = ("received", "emitted", "dead_lettered", "dropped")
 DUPLICATE_KINDS: tuple[str, ...] = ("exact", "near")
-MEND_KINDS: tuple[str, ...] = ("seek_back", "step_over", "kick")
+MEND_KINDS: tuple[str, ...] = ("seek_back", "step_over", "resume", "kick")
 ALERT_KINDS: tuple[str, ...] = ("opened", "updated", "suppressed", "summary")
 WEBHOOK_OUTCOMES: tuple[str, ...] = ("delivered", "retried", "failed", "refused")
 
@@ -101,8 +101,8 @@ class Metrics:
         self.partition_mends = Counter(
             "wirewatch_partition_mends_total",
             "Partitions mended (streams/offsets.py): seek_back = read again from a message never "
-            "processed; step_over = offsets that do not exist passed; kick = a stalled fetch "
-            "restarted.",
+            "processed; step_over = offsets that do not exist passed; resume = a partition a "
+            "rebalance left paused; kick = a stalled fetch restarted.",
             ["kind"], registry=registry)
         self.stalled_partitions = Gauge(
             "wirewatch_stalled_partitions",

@@ -3,10 +3,13 @@ sought back (a hole), stepped over (offsets that do not exist) or kicked (a stal
 
 from __future__ import annotations
 
+import asyncio
+
 from faust.types import TP
 
 from streams.offsets import (
     HOLE_GRACE_SECONDS,
+    STALL_REPORT_SECONDS,
     STALL_SECONDS,
     PartitionView,
     ReadOffsets,
@@ -75,10 +78,12 @@ def test_a_stall_is_kicked_then_reported() -> None:
     assert partition_actions(stuck, memory, STALL_SECONDS - 1) == []
     assert partition_actions(stuck, memory, STALL_SECONDS) == [("kick", TP0, 11)]
     assert not memory.stalled
-    assert partition_actions(stuck, memory, 2 * STALL_SECONDS) == []
+    assert partition_actions(stuck, memory, STALL_SECONDS + STALL_REPORT_SECONDS - 1) == []
+    assert not memory.stalled
+    assert partition_actions(stuck, memory, STALL_SECONDS + STALL_REPORT_SECONDS) == []
     assert memory.stalled == {TP0}
     # Reading again clears it.
-    assert partition_actions(_view(read=11, highwater=50), memory, 2 * STALL_SECONDS + 5) == []
+    assert partition_actions(_view(read=11, highwater=50), memory, 100 * STALL_SECONDS) == []
     assert not memory.stalled
 
 
@@ -124,3 +129,52 @@ def test_a_hole_at_an_offset_faust_skipped_is_sought_back_at_once_and_only_once(
         ("step_over", TP0, 11)]
     # A skip beyond the hole says nothing about it: the grace applies.
     assert partition_actions(_view(committed=20, first_acked=25), _Memory(), 0.0, {TP0: 22}) == []
+
+
+class _Counter:
+    def __init__(self) -> None:
+        self.counts: dict[str, int] = {}
+
+    def labels(self, kind: str) -> _Counter:
+        self.kind = kind
+        return self
+
+    def inc(self) -> None:
+        self.counts[self.kind] = self.counts.get(self.kind, 0) + 1
+
+
+class _Consumer:
+    """What _resume_left_paused reads and calls of Faust's consumer."""
+
+    def __init__(self, paused: set[TP], active: set[TP]) -> None:
+        self._paused_partitions = paused
+        self._active_partitions = active
+
+        self._committed_offset = {TP0: 7}
+        self.first_offsets: dict[TP, int] = {}
+        self.rewound: list[tuple[TP, int]] = []
+
+    def resume_partitions(self, tps: set[TP]) -> None:
+        self._paused_partitions -= tps
+        self._active_partitions |= tps
+
+    async def rewind(self, tp: TP, offset: int) -> None:
+        self.rewound.append((tp, offset))
+
+
+def test_a_partition_left_paused_on_two_rounds_is_resumed_and_read_again() -> None:
+    from streams import offsets
+
+    offsets.MEMORY.paused.clear()
+    tp1 = TP("news.raw", 1)
+    consumer = _Consumer(paused={TP0, tp1}, active=set())
+    metrics = type("M", (), {"partition_mends": _Counter()})()
+    resume = offsets._resume_left_paused
+    asyncio.run(resume(consumer, [TP0, tp1], metrics))  # type: ignore[arg-type]
+    assert consumer._paused_partitions == {TP0, tp1}  # first sight: Faust may be about to
+    consumer.resume_partitions({tp1})  # ...and it did, for one of them
+    asyncio.run(resume(consumer, [TP0, tp1], metrics))  # type: ignore[arg-type]
+    assert not consumer._paused_partitions and consumer._active_partitions == {TP0, tp1}
+    # From its committed offset: what was fetched while it was paused never reached a stage.
+    assert consumer.rewound == [(TP0, 7)]
+    assert metrics.partition_mends.counts == {"resume": 1}
