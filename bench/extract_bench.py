@@ -536,6 +536,11 @@ def evaluate(folder: Path = PAGES, repeats: int = 20, use_trafilatura: bool = Tr
     return results, unscored, version
 
 
+def _median(values: Iterable[float | None]) -> float | None:
+    present = [v for v in values if v is not None]
+    return statistics.median(present) if present else None
+
+
 def _mean(values: Iterable[float | None]) -> float | None:
     kept = [v for v in values if v is not None]
     return statistics.fmean(kept) if kept else None
@@ -573,6 +578,7 @@ def summarise(results: list[PageResult]) -> dict[str, dict[str, Any]]:
                 "authors": _rate(s.authors for s in scores) if with_authors else None,
                 "url": _rate(s.url for s in scores),
                 "ms_mean_of_medians": _mean(s.ms for s in scores),
+                "ms_median_of_medians": _median(s.ms for s in scores),
             })  # fmt: skip
     return summary
 
@@ -652,7 +658,7 @@ def summary_table(summary: dict[str, dict[str, Any]]) -> str:
                f"{_ratio(s['date']):>6}{_ratio(s['authors']):>9}{_ratio(s['url']):>6}"
                if meta else f"{'':>9}{'':>9}{'':>6}{'':>9}{'':>6}")
             + f"{_ratio(s['wanted_found']):>8}{_ratio(s['unwanted_absent']):>10}"
-            + (f"{_ms(s['ms_mean_of_medians']):>9}" if meta else "")
+            + (f"{_ms(s['ms_median_of_medians']):>9}" if meta else "")
         )
     return "\n".join(lines)
 
@@ -702,7 +708,7 @@ def report(results: list[PageResult], unscored: list[str], version: str | None,
         "title/date: = match, ~ contains only, x miss, . no answer, - not run",
         summary_table(summary),
         "rates are matches/pages with an answer; body P/R/F1 are means over pages with a .txt; "
-        "wanted/unwanted: snippets found/absent; ms/page: mean of the per-page medians",
+        "wanted/unwanted: snippets found/absent; ms/page: median of the per-page medians",
         snippet_table(results),
     ]
     if unscored:
