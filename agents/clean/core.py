@@ -1135,12 +1135,7 @@ def _prose_paragraphs(container: LexborNode, with_divs: bool) -> list[tuple[Lexb
         nodes = [node for node in container.css("div") if node.mem_id not in holders]
     else:
         nodes = container.css("p")
-    found = []
-    for node in nodes:
-        size = len(node.text(deep=True, strip=True))
-        if size >= _PROSE_CHARS and _link_chars(node) <= _PROSE_LINK_SHARE * size:
-            found.append((node, size))
-    return found
+    return [(node, size) for node in nodes if (size := _prose_size(node))]
 
 
 def _signature(node: LexborNode) -> tuple[str, str]:
@@ -1153,9 +1148,11 @@ def _block_holders(root: LexborNode) -> set[int]:
     return {node.parent.mem_id for node in root.css(_INNER_BLOCKS) if node.parent is not None}
 
 
-def _is_prose(node: LexborNode) -> bool:
+def _prose_size(node: LexborNode) -> int:
+    """The length of ``node``'s text when it reads as prose (long enough, not mostly link
+    text), else 0."""
     size = len(node.text(deep=True, strip=True))
-    return size >= _PROSE_CHARS and _link_chars(node) <= _PROSE_LINK_SHARE * size
+    return size if size >= _PROSE_CHARS and _link_chars(node) <= _PROSE_LINK_SHARE * size else 0
 
 
 def _prose_root(prose: list[tuple[LexborNode, int]], container: LexborNode) -> LexborNode:
@@ -1210,7 +1207,7 @@ def _paragraph_text(root: LexborNode, divs: set[tuple[str, str]]) -> str:
     holders = _block_holders(root) if divs else set()
     for node in root.css(selector)[: 2 * _MAX_PARAGRAPHS]:
         if node.tag == "div" and _signature(node) not in divs and (
-                node.mem_id in holders or not _is_prose(node)):
+                node.mem_id in holders or not _prose_size(node)):
             continue
         above, steps = node.parent, 0
         while above is not None and above.mem_id != root.mem_id and steps < _MAX_WALK:
