@@ -23,7 +23,7 @@ PACKAGES = ("streams", "agents")
 TOP = {"streams.cli", "streams.demo", "streams.console"}
 FAUST = {"streams.app", "streams.stage", "streams.web", "streams.lag", "streams.producer",
          "streams.offsets"}
-FAUST_SUFFIXES = (".agent", ".feed", ".api", "watch_feed", "watch_api")
+FAUST_SUFFIXES = (".agent", ".feed", ".api")
 LAYER_NAMES = ("ground", "stage cores", "Faust", "top")
 
 
