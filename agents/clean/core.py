@@ -1183,6 +1183,7 @@ def _prose_root(prose: list[tuple[LexborNode, int]], container: LexborNode) -> L
     root = nodes[best]
     # Widen to the parent when what the parent adds is prose itself (a standfirst or lede just
     # above the body's element), not a sidebar's or a teaser column's text.
+    root_unlinked: int | None = None
     for _ in range(_MAX_WIDEN):
         parent = root.parent
         if parent is None or parent.mem_id not in held or root.mem_id == container.mem_id:
@@ -1190,9 +1191,12 @@ def _prose_root(prose: list[tuple[LexborNode, int]], container: LexborNode) -> L
         added = held[parent.mem_id] - held[root.mem_id]
         if not added:
             break  # the parent adds no prose: nothing to gain, and text to lose precision on
-        if _unlinked_chars(parent) - _unlinked_chars(root) > 1.5 * added + 200:
+        if root_unlinked is None:
+            root_unlinked = _unlinked_chars(root)
+        parent_unlinked = _unlinked_chars(parent)
+        if parent_unlinked - root_unlinked > 1.5 * added + 200:
             break
-        root = parent
+        root, root_unlinked = parent, parent_unlinked
     return root
 
 
