@@ -16,8 +16,8 @@ test: setup broker-jars prometheus-tools
 
 setup: $(STAMP)
 
-# setup.py and the .pyx: the compiled watch kernel is rebuilt when they change
-$(STAMP): pyproject.toml setup.py agents/watch/kernel.pyx
+# setup.py and the .pyx files: the compiled modules are rebuilt when they change
+$(STAMP): pyproject.toml setup.py agents/watch/kernel.pyx agents/clean/scan.pyx
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'

@@ -54,6 +54,7 @@ import ftfy
 import orjson
 from selectolax.lexbor import LexborHTMLParser, LexborNode
 
+from agents.clean.scan import markup_counts
 from agents.wordlists import load_lines
 from streams.errors import (
     BadEncoding,
@@ -490,6 +491,11 @@ _META_DATE_KEYS = load_lines("agents.clean", "meta_date_keys")
 # _simulate_tree, a rough model of the tree builder that knows names, implied end tags and the
 # list of active formatting elements. Nesting deeper than _MAX_DEPTH stays a TooLarge, as
 # before; the other bounds raise TooComplex.
+#
+# The regex costs ~1 ms on a real page, as much as parsing it. A compiled scan
+# (agents/clean/scan.pyx: the same tokens, counted in one pass, ~0.3 ms) goes first; markup
+# whose counts clear every bound (all real pages) is parsed at once, and only the rest, or
+# markup whose tokens depend on Unicode case folding, takes the regex path.
 
 #: Real pages nest a few dozen elements deep (at most 20 in ../shared/data/feeds/pages).
 _MAX_DEPTH = 1000
@@ -648,6 +654,9 @@ def _check_markup(markup: str) -> None:
     """Refuse markup that would cost Lexbor superlinear time or memory (see above)."""
     if len(markup) <= _SCAN_MIN_CHARS and markup.count("<") <= _SCAN_MIN_TAGS:
         return
+    counts = markup_counts(markup, _DEPTH_STEP, _FORMATTING_STEP)
+    if counts is not None and _ordinary(*counts):
+        return
     # [text, raw-text name, name, attributes, text, ...]: columns are slices, all in C. A
     # comment's groups are None.
     parts = _MARKUP_TOKEN.split(markup)
@@ -683,6 +692,27 @@ def _check_markup(markup: str) -> None:
                     f"{count:,} attributes on its <{merged}> tags, which make one element",
                     _MAX_ATTRIBUTES,
                 )
+
+
+def _ordinary(
+    tags: int, depth: int, formatting: int, options: int, html_tags: int, html_attributes: int,
+    body_tags: int, body_attributes: int, most_attributes: int, rests: int, rest_chars: int,
+    separators: int, equals: int,
+) -> bool:
+    """Whether the compiled scan's counts (``agents.clean.scan.markup_counts``) clear every
+    bound of the full check below without its second steps (the tree model, counting
+    attribute names): the same tests on the same numbers, or on upper bounds of them."""
+    joiners = max(rests - 1, 0)  # the spaces " ".join(rests) adds: separators too
+    return (
+        depth <= _MAX_DEPTH
+        and tags * (1 + 2 * formatting) <= _MAX_TAGS
+        and options <= _MAX_OPTIONS
+        and most_attributes < _MAX_ATTRIBUTES
+        and (rest_chars + joiners <= 2 * _MAX_ATTRIBUTE_NAMES
+             or rests + separators + joiners + equals <= _MAX_ATTRIBUTE_NAMES)
+        and (html_tags <= 1 or html_attributes + html_tags <= _MAX_ATTRIBUTES)
+        and (body_tags <= 1 or body_attributes + body_tags <= _MAX_ATTRIBUTES)
+    )
 
 
 def _most_attributes(text: str) -> int:
@@ -1320,7 +1350,13 @@ def _repair_mojibake(text: str) -> str:
     past = next(islice(_MOJIBAKE.finditer(text, 0, end), _MAX_REPAIR_SEQUENCES, None), None)
     if past is not None:
         end = text.rfind("\n", 0, past.start()) + 1 or past.start()
-    fixed = ftfy.fix_text(text[:end], _FTFY_CONFIG)
+    # ftfy fixes each line on its own; lines without a suspect sequence are left as they are
+    # (most of an article: one "é»" in Spanish prose made ftfy cost 1 ms over a whole body).
+    lines = text[:end].split("\n")
+    for number, line in enumerate(lines):
+        if _MOJIBAKE.search(line):
+            lines[number] = ftfy.fix_text(line, _FTFY_CONFIG)
+    fixed = "\n".join(lines)
     return fixed + text[end:] if end < len(text) else fixed
 
 
