@@ -80,12 +80,21 @@ class WatchHit:
 
 @dataclass(slots=True)
 class StorySummary:
-    """Running summary of the story an article belongs to, as of this article."""
+    """Running summary of the story an article belongs to, as of this article. The pace
+    fields count on event time (articles' ``received_at``) in the 15 minutes and the hour up
+    to the newest article (``agents/signals/velocity.py``); "new" sources wrote their first
+    article on the story in the window."""
 
     first_seen: float
     last_seen: float
     article_count: int
     sources: list[str]
+    articles_15m: int = 0
+    sources_15m: int = 0
+    new_sources_15m: int = 0
+    articles_1h: int = 0
+    sources_1h: int = 0
+    new_sources_1h: int = 0
 
 
 @dataclass(slots=True)

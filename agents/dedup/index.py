@@ -157,7 +157,11 @@ def article_time(article: Article, now: float) -> float:
 
 
 def _summary(story: Story) -> StorySummary:
-    return StorySummary(story.first_seen, story.last_seen, story.count, list(story.sources))
+    pace = story.velocity.counts()
+    return StorySummary(story.first_seen, story.last_seen, story.count, list(story.sources),
+                        articles_15m=pace.articles_15m, sources_15m=pace.sources_15m,
+                        new_sources_15m=pace.new_sources_15m, articles_1h=pace.articles_1h,
+                        sources_1h=pace.sources_1h, new_sources_1h=pace.new_sources_1h)
 
 
 class DedupIndex:
@@ -191,7 +195,7 @@ class DedupIndex:
             prepared = prepare([article])[0]
         first = self._by_hash.get(prepared.body_hash)
         if first is not None:
-            return self._exact(first, published, now, article.source)
+            return self._exact(first, published, now, article.source, article.received_at)
         sig, vec = prepared.signature, prepared.vector
         keys = minhash.band_keys(sig)
         near = self._nearest(sig, keys)
@@ -205,7 +209,7 @@ class DedupIndex:
                                           years=prepared.years)
             story_id = found or stable_id("story", article.id)
         story = self._stories.add(story_id, vec, published, now, article.source,
-                                  years=prepared.years)
+                                  years=prepared.years, received=article.received_at)
         entry = _Entry(t, prepared.body_hash, sig, story_id, original, now, article.received_at)
         self._record(article.id, entry, keys)
         changes: list[Change] = [
@@ -215,10 +219,10 @@ class DedupIndex:
         return Verdict(kind, original, story_id, _summary(story), changes)
 
     def _exact(self, first: str, published: float | None, now: float,
-               source: str | None) -> Verdict:
+               source: str | None, received: float) -> Verdict:
         story_id = self._articles[first].story_id
         story = self._stories.stories[story_id]
-        self._stories.count(story, published, now, source)
+        self._stories.count(story, published, now, source, received)
         changes: list[Change] = [(f"s:{story_id}", orjson.dumps(story.to_dict()))]
         return Verdict("exact_duplicate", first, story_id, _summary(story), changes)
 

@@ -42,6 +42,7 @@ from operator import mul
 from typing import Any
 
 from agents.dedup.terms import top
+from agents.signals.velocity import Velocity
 
 __all__ = ["THRESHOLD", "TITLE_ONLY_THRESHOLD", "CENTROID_TERMS", "Story", "StoryClusterer"]
 
@@ -75,6 +76,7 @@ class Story:
     published_first: float | None = None  # range of its dated articles' publication times
     published_last: float | None = None
     years: dict[str, int] = field(default_factory=dict)  # year -> articles mentioning it
+    velocity: Velocity = field(default_factory=Velocity)  # arrivals by event time
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -86,6 +88,7 @@ class Story:
             "src": self.sources,
             "c": self.centroid,
             "y": self.years,
+            "v": self.velocity.to_dict(),
         }
 
     @classmethod
@@ -102,6 +105,7 @@ class Story:
             published_first=data.get("pf"),
             published_last=data.get("pl"),
             years={str(y): int(n) for y, n in (data.get("y") or {}).items()},
+            velocity=Velocity.from_dict(data.get("v")),
         )
 
 
@@ -173,13 +177,15 @@ class StoryClusterer:
         return [story_id for _, story_id in ranked[:SHORTLIST]]
 
     def add(self, story_id: str, vec: dict[str, float], published: float | None, now: float,
-            source: str | None, years: frozenset[str] = frozenset()) -> Story:
-        """Add an article to a story (creating it) and update its centroid."""
+            source: str | None, years: frozenset[str] = frozenset(),
+            received: float | None = None) -> Story:
+        """Add an article to a story (creating it) and update its centroid. ``received``:
+        the article's event time (``received_at``), ``now`` when unknown."""
         story = self.stories.get(story_id)
         if story is None:
             story = Story(story_id, first_seen=now, last_seen=now)
             self.stories[story_id] = story
-        self.count(story, published, now, source)
+        self.count(story, published, now, source, received)
         if years:
             counted = dict(story.years)
             for year in years:
@@ -201,9 +207,10 @@ class StoryClusterer:
         return story
 
     def count(self, story: Story, published: float | None, now: float,
-              source: str | None) -> None:
+              source: str | None, received: float | None = None) -> None:
         """Count one more copy in a story without touching its centroid."""
         story.count += 1
+        story.velocity.observe(received or now, source)
         story.first_seen = min(story.first_seen, now)
         story.last_seen = max(story.last_seen, now)
         if published is not None:
