@@ -21,6 +21,7 @@ import signal
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -187,23 +188,38 @@ def watch() -> None:
 @click.option("--rate-limit", type=int, help="alerts per rate window before a summary")
 @click.option("--backfill", is_flag=True,
               help="also alert on the stories still in the dedup window")
+@click.option("--priority", type=click.Choice(["routine", "urgent", "flash"]),
+              help="the least priority this watch's alerts get")
+@click.option("--digest", type=click.Choice(["hourly", "daily"]),
+              help="also send one digest of the period's stories")
+@click.option("--digest-only", is_flag=True, help="no live alerts, only the digest")
+@click.option("--webhook-format", type=click.Choice(["json", "slack", "teams"]),
+              default="json", show_default=True, help="the webhook's payload")
+@click.option("--spike-hours", type=int, help="baseline of the hourly spike test (12)")
+@click.option("--spike-days", type=int, help="baseline of the daily spike test (14)")
 def watch_add(name: str, query: str | None, webhook: str | None, rate_limit: int | None,
-              backfill: bool) -> None:
+              backfill: bool, priority: str | None, digest: str | None, digest_only: bool,
+              webhook_format: str, spike_hours: int | None, spike_days: int | None) -> None:
     """Add (or replace) a watch; QUERY defaults to NAME (see the README's query language)."""
     from agents.watch.definitions import make_watch
     from agents.watch.store import put_watch
     from agents.webhook.core import refusal_reason
 
+    options: dict[str, Any] = {
+        "priority": priority, "digest": digest, "live": not digest_only,
+        "webhook_format": webhook_format, "spike_hours": spike_hours, "spike_days": spike_days,
+    }
     try:
         # Checked in full before looking for a broker, so a bad watch is refused with its
         # reason whether or not one runs; put_watch checks again with the same calls.
-        make_watch(name, query, webhook_url=webhook, rate_limit=rate_limit)
+        make_watch(name, query, webhook_url=webhook, rate_limit=rate_limit, **options)
         if webhook is not None:
             reason = asyncio.run(refusal_reason(webhook, load_settings().webhook_allow))
             if reason:
                 raise WatchError(f"webhook refused: {reason}")
         settings = _settings_with_broker()
-        new = put_watch(settings, name, query, webhook_url=webhook, rate_limit=rate_limit)
+        new = put_watch(settings, name, query, webhook_url=webhook, rate_limit=rate_limit,
+                        **options)
     except WatchError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"added watch {new.id}: {new.name} = {new.query}")

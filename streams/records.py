@@ -35,6 +35,7 @@ __all__ = [
     "DeadLetter",
     "Entity",
     "Match",
+    "Signal",
     "StorySummary",
     "Watch",
     "WatchHit",
@@ -89,6 +90,7 @@ class StorySummary:
     last_seen: float
     article_count: int
     sources: list[str]
+    first_received: float = 0.0  # event time (received_at) of its first article; 0: unknown
     articles_15m: int = 0
     sources_15m: int = 0
     new_sources_15m: int = 0
@@ -137,9 +139,24 @@ class Article:
 
 
 @dataclass(slots=True)
+class Signal:
+    """The numbers that raised a surge, spike or trend alert: what the window saw, what was
+    normal before it, and what it had to reach."""
+
+    name: str  # "surge" | "spike" | "trend"
+    window: str  # "15m" | "1h" | "1d"
+    value: float
+    baseline: float
+    threshold: float
+    detail: str = ""
+
+
+@dataclass(slots=True)
 class Alert:
-    """One alert per watch and story: ``kind`` is "opened" the first time, then "update";
-    "summary" folds a burst that a watch's rate limit held back (see agents/alert/ratelimit)."""
+    """One alert per watch and story: ``kind`` is "opened" the first time, then "update", or
+    "surge" for the update that finds the story surging (``signal`` has the numbers);
+    "summary" folds a burst that a watch's rate limit held back (see agents/alert/ratelimit).
+    ``priority`` is "flash", "urgent" or "routine" (agents/signals/priority.py)."""
 
     alert_id: str
     kind: str  # "opened" | "update" | "summary"
@@ -161,6 +178,9 @@ class Alert:
     received_at: float  # of the article that caused this revision, for end-to-end latency
     story_ids: list[str] = field(default_factory=list)  # kind "summary": the stories held
     held_alerts: int = 0  # kind "summary": how many alerts the rate limit held back
+    priority: str = "routine"
+    priority_reason: str = ""
+    signal: Signal | None = None  # kinds "surge", "spike", "trend"
     schema_version: int = SCHEMA_VERSION
 
 
@@ -175,6 +195,13 @@ class Watch:
     created_at: float = 0.0
     webhook_url: str | None = None
     rate_limit: int | None = None
+    # Signals (issue 23; agents/watch/definitions.py WATCH_OPTIONS checks them):
+    priority: str | None = None  # "flash" | "urgent" | "routine": the least its alerts get
+    digest: str | None = None  # "hourly" | "daily": also one digest record per period
+    live: bool = True  # False: digests only, no live alerts
+    webhook_format: str = "json"  # "json" | "slack" (Block Kit) | "teams" (Adaptive Card)
+    spike_hours: int | None = None  # an hour's hits against the previous N hours (12)
+    spike_days: int | None = None  # a day's hits against the previous N days (14)
     schema_version: int = SCHEMA_VERSION
 
 
@@ -200,7 +227,7 @@ R = TypeVar("R")
 # Nested record types per field, so decode() can rebuild dataclasses from dicts.
 _NESTED: dict[type, dict[str, type]] = {
     Article: {"entities": Entity, "watch_hits": WatchHit, "story": StorySummary},
-    Alert: {"matches": Match},
+    Alert: {"matches": Match, "signal": Signal},
 }
 
 

@@ -23,6 +23,7 @@ from agents.alert.core import AlertState, decide, story_is_full
 from agents.alert.expiry import OpenAlerts
 from agents.alert.ratelimit import RateLimiter
 from agents.alert.recovery import sent_recently
+from agents.signals.surge import StreamPace
 from agents.watch.feed import registry, watches_loaded
 from agents.watch.match import Evidence
 from agents.watch.registry import WatchRegistry
@@ -39,6 +40,11 @@ EVICT_EVERY_SECONDS = 30.0
 
 alert_table = app.Table("alert-state", default=None, key_type=bytes, value_type=bytes,
                         partitions=TOPICS["stories"].partitions)
+# The stream's normal pace of new sources per story (agents/signals/surge.py), one entry per
+# partition ("pace:<p>"), written from that partition's events so it restores with it.
+signal_table = app.Table("alert-signals", default=None, key_type=bytes, value_type=bytes,
+                         partitions=TOPICS["stories"].partitions)
+PACE_SAVE_EVERY = 20  # samples; a restart loses at most these of a slow average
 open_alerts = OpenAlerts()  # what eviction needs of the table, without decoding it
 _last_evict: dict[int, float] = {}
 
@@ -77,10 +83,35 @@ class _Recent:
     stale = True  # read them back before the next event is judged
 
 
+class _Paces:
+    """Each partition's ``StreamPace``, read from ``signal_table`` on first use."""
+
+    by_partition: dict[int, StreamPace] = {}
+
+    @classmethod
+    def get(cls, partition: int) -> StreamPace:
+        pace = cls.by_partition.get(partition)
+        if pace is None:
+            raw = signal_table.get(f"pace:{partition}".encode())
+            pace = StreamPace.from_dict(orjson.loads(raw) if raw else None)
+            cls.by_partition[partition] = pace
+        return pace
+
+    @classmethod
+    def observe(cls, partition: int, article: Article) -> None:
+        if article.story is None or not article.watch_hits:
+            return
+        pace = cls.get(partition)
+        pace.observe(article.story.new_sources_15m)
+        if pace.samples % PACE_SAVE_EVERY == 1:
+            signal_table[f"pace:{partition}".encode()] = orjson.dumps(pace.to_dict())
+
+
 @app.on_rebalance_complete.connect
 async def _table_restored(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
     open_alerts.stale = True
     _Recent.stale = True
+    _Paces.by_partition = {}
 
 
 async def _recall_sent() -> None:
@@ -146,7 +177,8 @@ stories_and_backfill = stage_input("alert")
 async def alert_on(article: Article, states: dict[str, AlertState], now: float, *,
                    watches: WatchRegistry, limits: RateLimiter,
                    send: Callable[[Watch, Alert], Awaitable[None]],
-                   already_sent: Container[tuple[str, str]] = frozenset()) -> int:
+                   already_sent: Container[tuple[str, str]] = frozenset(),
+                   stream_rate: float = 0.0) -> int:
     """Decide each hit's alert, send it, then record its watch's new state in ``states``, in
     that order, one watch at a time; returns how many states changed. The caller saves
     ``states`` even when this raises: a send that fails leaves the watches before it
@@ -155,7 +187,8 @@ async def alert_on(article: Article, states: dict[str, AlertState], now: float, 
     aside and saved only after every send, so one failed send made the earlier watches'
     alerts go out again: the same (alert_id, revision) twice. An alert in ``already_sent``
     (alert id, article id) went out before a crash that lost its state: recorded, not sent
-    (``recovery``)."""
+    (``recovery``). A ``flash`` alert is never held by the rate limit, nor counted by it.
+    ``stream_rate``: the stream's normal pace of new sources (``StreamPace``)."""
     changed = 0
     evidence: Evidence | None = None  # where the article matched, made on first need
     full = story_is_full(states.values())
@@ -163,11 +196,12 @@ async def alert_on(article: Article, states: dict[str, AlertState], now: float, 
         watch = watches.get(hit.watch_id)
         if watch is None:
             continue  # removed after tagging
-        result = decide(states.get(hit.watch_id), article, hit, now, story_full=full)
+        result = decide(states.get(hit.watch_id), article, hit, now, story_full=full,
+                        floor=watch.priority, stream_rate=stream_rate)
         if result is None:
             continue
         state, alert = result
-        if not limits.admit(hit.watch_id, now, watch.rate_limit):
+        if alert.priority != "flash" and not limits.admit(hit.watch_id, now, watch.rate_limit):
             limits.hold(alert, now)  # state moves on; the summary reports it
             _alerts_total["suppressed"].inc()
         elif (alert.alert_id, alert.article_id) in already_sent:
@@ -208,15 +242,18 @@ async def alert_agent(stream: StreamT) -> None:
             now = time.time()
             states = _load(alert_table.get(key))
             before = dict(states)
+            partition = event.message.partition
             try:
                 await alert_on(article, states, now, watches=registry, limits=limiter,
                                send=functools.partial(_send_alert, event=event),
-                               already_sent=_Recent.sent)
+                               already_sent=_Recent.sent,
+                               stream_rate=_Paces.get(partition).rate)
             finally:
                 # Also when a send failed: what went out before it is recorded.
                 changed = _changed(before, states)
                 if changed:
-                    _save(key, states, event.message.partition, now)
+                    _save(key, states, partition, now)
+                    _Paces.observe(partition, article)
             outcome("alert", "emitted" if changed else "dropped").inc()
             _evict(event, now)
 

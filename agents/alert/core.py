@@ -28,6 +28,8 @@ from dataclasses import dataclass, field
 
 import xxhash
 
+from agents.signals.priority import priority_of
+from agents.signals.surge import check_surge
 from streams.records import Alert, Article, WatchHit, stable_id
 
 __all__ = ["AlertState", "alert_id_for", "decide", "story_is_full", "MAX_TRACKED_ARTICLES",
@@ -60,6 +62,7 @@ class AlertState:
     article_ids: list[str] = field(default_factory=list)
     terms: list[str] = field(default_factory=list)
     seen: str = ""  # the articles taken, one token each (``_token``); the agent stores it
+    surging: bool = False  # the story is in a surge (agents/signals/surge.py)
 
     def __post_init__(self) -> None:
         if not self.seen and self.article_ids:  # a state stored before ``seen`` existed
@@ -101,11 +104,14 @@ def story_is_full(states: Iterable[AlertState]) -> bool:
 
 
 def decide(state: AlertState | None, article: Article, hit: WatchHit,
-           now: float, *, story_full: bool = False) -> tuple[AlertState, Alert] | None:
+           now: float, *, story_full: bool = False, floor: str | None = None,
+           stream_rate: float = 0.0) -> tuple[AlertState, Alert] | None:
     """The new state and the alert to emit, or ``None`` when nothing changes. The alert's
     ``matches`` are left empty: the agent fills them (``WatchMatcher.evidence``) only for the
     alerts it sends, not for those a rate limit holds back. ``story_full``: ``story_is_full``
-    of the story's states, which then take no new article."""
+    of the story's states, which then take no new article. ``floor``: the watch's own
+    priority; ``stream_rate``: the stream's normal pace of new sources (``StreamPace``).
+    Signals are judged on event time, the article's ``received_at`` (``now`` without one)."""
     story_id = article.story_id or article.id
     token = _token(article.id)
     if state is not None and _has(state.seen, token):
@@ -113,6 +119,10 @@ def decide(state: AlertState | None, article: Article, hit: WatchHit,
     if story_full or (state is not None and len(state.seen) >= MAX_SEEN_ARTICLES * TOKEN_CHARS):
         return None  # final: a fuller record would grow without bound, a pruned one forget
     source = [article.source] if article.source else []
+    event_time = article.received_at or now
+    surge = (None if article.story is None else
+             check_surge(article.story, event_time, stream_rate,
+                         state is not None and state.surging))
     if state is None:
         state = AlertState(alert_id=alert_id_for(hit.watch_id, story_id), watch_id=hit.watch_id,
                            story_id=story_id, revision=1, opened_at=now, updated_at=now,
@@ -127,12 +137,16 @@ def decide(state: AlertState | None, article: Article, hit: WatchHit,
                            article_ids=_add(state.article_ids, [article.id],
                                             MAX_TRACKED_ARTICLES),
                            terms=_add(state.terms, hit.terms, 100), seen=state.seen + token)
-        kind = "update"
+        kind = "surge" if surge is not None and surge.fires else "update"
+    state.surging = surge is not None and surge.surging
+    priority = priority_of(article.story, event_time, surge=state.surging, floor=floor)
     alert = Alert(alert_id=state.alert_id, kind=kind, revision=state.revision,
                   watch_id=hit.watch_id, watch_name=hit.watch_name, story_id=story_id,
                   article_id=article.id, title=article.title, url=article.url,
                   source=article.source, published_at=article.published_at,
                   sources=list(state.sources), article_ids=list(state.article_ids),
                   terms=list(hit.terms), matches=[], opened_at=state.opened_at,
-                  updated_at=now, received_at=article.received_at)
+                  updated_at=now, received_at=article.received_at, priority=priority.level,
+                  priority_reason=priority.reason,
+                  signal=surge.signal if surge is not None and surge.fires else None)
     return state, alert

@@ -159,7 +159,7 @@ def article_time(article: Article, now: float) -> float:
 def _summary(story: Story) -> StorySummary:
     pace = story.velocity.counts()
     return StorySummary(story.first_seen, story.last_seen, story.count, list(story.sources),
-                        articles_15m=pace.articles_15m, sources_15m=pace.sources_15m,
+                        first_received=pace.first_received, articles_15m=pace.articles_15m, sources_15m=pace.sources_15m,
                         new_sources_15m=pace.new_sources_15m, articles_1h=pace.articles_1h,
                         sources_1h=pace.sources_1h, new_sources_1h=pace.new_sources_1h)
 

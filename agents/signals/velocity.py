@@ -29,6 +29,7 @@ MAX_FIRST_SOURCES = 200
 
 @dataclass(frozen=True, slots=True)
 class VelocityCounts:
+    first_received: float  # event time of the story's first article
     articles_15m: int
     sources_15m: int
     new_sources_15m: int  # sources whose first article on the story is in the window
@@ -43,10 +44,12 @@ class Velocity:
     last_by_source: dict[str, float] = field(default_factory=dict)
     first_by_source: dict[str, float] = field(default_factory=dict)
     newest: float = 0.0  # the latest event time seen
+    first: float = 0.0  # the earliest (0: none yet)
 
     def observe(self, t: float, source: str | None) -> None:
         """Count one article that arrived at event time ``t``."""
         self.newest = max(self.newest, t)
+        self.first = t if not self.first else min(self.first, t)
         horizon = self.newest - LONG_WINDOW
         if t >= horizon:
             minute = int(t // 60)
@@ -76,6 +79,7 @@ class Velocity:
         end = self.newest if now is None else now
         short, long = end - SHORT_WINDOW, end - LONG_WINDOW
         return VelocityCounts(
+            first_received=self.first,
             articles_15m=sum(n for m, n in self.minutes.items() if (m + 1) * 60 > short),
             sources_15m=sum(1 for t in self.last_by_source.values() if t > short),
             new_sources_15m=sum(1 for t in self.first_by_source.values() if t > short),
@@ -86,7 +90,7 @@ class Velocity:
 
     def to_dict(self) -> dict[str, Any]:
         return {"m": {str(m): n for m, n in self.minutes.items()}, "l": self.last_by_source,
-                "f": self.first_by_source, "n": self.newest}
+                "f": self.first_by_source, "n": self.newest, "s": self.first}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any] | None) -> Velocity:
@@ -97,4 +101,5 @@ class Velocity:
             last_by_source={str(s): float(t) for s, t in data.get("l", {}).items()},
             first_by_source={str(s): float(t) for s, t in data.get("f", {}).items()},
             newest=float(data.get("n", 0.0)),
+            first=float(data.get("s", 0.0)),
         )

@@ -26,7 +26,7 @@ import orjson
 from faust import web
 
 from agents.alert.backfill import backfill
-from agents.watch.definitions import make_watch
+from agents.watch.definitions import WATCH_OPTIONS, make_watch
 from agents.watch.feed import registry
 from agents.webhook.core import refusal_reason
 from streams.app import app, settings, topics
@@ -110,7 +110,8 @@ class WatchesView(web.View):
             # One validation for every entry point (definitions.py validate_watch).
             watch = make_watch(data["name"], data.get("query"),
                                webhook_url=data.get("webhook_url"),
-                               rate_limit=data.get("rate_limit"))
+                               rate_limit=data.get("rate_limit"),
+                               **{k: data[k] for k in WATCH_OPTIONS if k in data})
             reason = watch.webhook_url and await refusal_reason(watch.webhook_url,
                                                                 settings.webhook_allow)
             if reason:

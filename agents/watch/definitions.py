@@ -8,8 +8,10 @@ from __future__ import annotations
 import ipaddress
 import re
 import time
+from collections.abc import Callable, Mapping
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from agents.watch.plan import _compile_query
@@ -17,8 +19,9 @@ from streams.errors import WatchError
 from streams.records import Watch, stable_id
 from streams.text import normalize, tokens
 
-__all__ = ["check_watch", "load_watch_file", "make_watch", "validate_watch",
-           "MAX_NAME_CHARS", "MAX_WEBHOOK_CHARS", "MAX_RATE_LIMIT"]
+__all__ = ["check_watch", "load_watch_file", "make_watch", "validate_options", "validate_watch",
+           "MAX_NAME_CHARS", "MAX_WEBHOOK_CHARS", "MAX_RATE_LIMIT", "PRIORITIES",
+           "WATCH_OPTIONS"]
 
 MAX_NAME_CHARS = 200
 MAX_ID_CHARS = 200
@@ -173,6 +176,66 @@ def _check_rate_limit(limit: object) -> None:
                          f"window, not {shown}")
 
 
+PRIORITIES = ("routine", "urgent", "flash")  # lowest first
+DIGESTS = ("hourly", "daily")
+WEBHOOK_FORMATS = ("json", "slack", "teams")
+MAX_SPIKE_HOURS = 24 * 7
+MAX_SPIKE_DAYS = 90
+
+
+def _one_of(what: str, allowed: tuple[str, ...], optional: bool) -> Callable[[object], None]:
+    def check(value: object) -> None:
+        if value is None and optional:
+            return
+        if not isinstance(value, str) or value not in allowed:
+            shown = _shown(value) if isinstance(value, str) else type(value).__name__
+            raise WatchError(f"{what} must be one of {', '.join(allowed)}"
+                             f"{' (or null)' if optional else ''}, not {shown}")
+    return check
+
+
+def _whole(what: str, most: int) -> Callable[[object], None]:
+    def check(value: object) -> None:
+        if value is None:
+            return
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= most:
+            raise WatchError(f"{what} must be a whole number from 1 to {most} (or null)")
+    return check
+
+
+def _flag(what: str) -> Callable[[object], None]:
+    def check(value: object) -> None:
+        if not isinstance(value, bool):
+            raise WatchError(f"{what} must be true or false")
+    return check
+
+
+#: A watch's signal settings (issue 23): field name -> its check. Every entry point (CLI, HTTP
+#: API, watches file, news.watches) passes them through ``validate_options``.
+WATCH_OPTIONS: dict[str, Callable[[object], None]] = {
+    "priority": _one_of("priority", PRIORITIES, optional=True),
+    "digest": _one_of("digest", DIGESTS, optional=True),
+    "live": _flag("live"),
+    "webhook_format": _one_of("webhook_format", WEBHOOK_FORMATS, optional=False),
+    "spike_hours": _whole("spike_hours", MAX_SPIKE_HOURS),
+    "spike_days": _whole("spike_days", MAX_SPIKE_DAYS),
+}
+
+
+def validate_options(options: Mapping[str, object]) -> dict[str, Any]:
+    """The signal settings in ``options`` (unknown names refused), checked; raises
+    ``WatchError``. A watch that is neither live nor digested would say nothing: refused."""
+    unknown = sorted(set(options) - set(WATCH_OPTIONS))
+    if unknown:
+        raise WatchError(f"unknown watch setting(s): {', '.join(map(_shown, unknown))}; "
+                         f"known: {', '.join(WATCH_OPTIONS)}")
+    for name, value in options.items():
+        WATCH_OPTIONS[name](value)
+    if options.get("live") is False and options.get("digest") is None:
+        raise WatchError("a watch with live alerts off needs a digest (hourly or daily)")
+    return dict(options)
+
+
 def validate_watch(name: object, query: object = None, *, webhook_url: object = None,
                    rate_limit: object = None, plurals: bool = False) -> tuple[str, str]:
     """Check everything a watch is made of, wherever it comes from (the CLI, the HTTP API, the
@@ -219,18 +282,22 @@ def check_watch(watch: Watch, *, plurals: bool = False) -> None:
         raise WatchError(f"watch created_at must be a number, not {type(created).__name__}")
     validate_watch(watch.name, watch.query, webhook_url=watch.webhook_url,
                    rate_limit=watch.rate_limit, plurals=plurals)
+    validate_options({name: getattr(watch, name) for name in WATCH_OPTIONS})
 
 
 def make_watch(name: str, query: str | None = None, *, created_at: float | None = None,
-               webhook_url: str | None = None, rate_limit: int | None = None) -> Watch:
-    """A validated watch (``validate_watch``; raises ``WatchError``); its id derives from the
-    folded name, so adding it twice is a no-op."""
+               webhook_url: str | None = None, rate_limit: int | None = None,
+               **options: Any) -> Watch:
+    """A validated watch (``validate_watch``, ``validate_options`` for the signal settings;
+    raises ``WatchError``); its id derives from the folded name, so adding it twice is a
+    no-op."""
     checked_name, checked_query = validate_watch(name, query, webhook_url=webhook_url,
                                                  rate_limit=rate_limit)
     return Watch(id=stable_id("watch", normalize(name), length=12), name=checked_name,
                  query=checked_query,
                  created_at=time.time() if created_at is None else created_at,
-                 webhook_url=webhook_url, rate_limit=rate_limit)
+                 webhook_url=webhook_url, rate_limit=rate_limit,
+                 **validate_options(options))
 
 
 def load_watch_file(path: Path) -> list[Watch]:

@@ -7,6 +7,7 @@ What ``wirewatch watch`` and the tests use. A worker follows the same compacted 
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from agents.watch.definitions import make_watch
 from agents.webhook.core import refusal_reason
@@ -35,11 +36,13 @@ def _latest_watches(bootstrap: str, topic: str) -> dict[str, Watch]:
 
 
 def put_watch(settings: Settings, name: str, query: str | None = None, *,
-              webhook_url: str | None = None, rate_limit: int | None = None) -> Watch:
+              webhook_url: str | None = None, rate_limit: int | None = None,
+              **options: Any) -> Watch:
     """Validate a watch (``make_watch``, and the webhook target guard with
     ``settings.webhook_allow``) and publish it to news.watches; every worker picks it up.
-    Raises ``WatchError`` before connecting to anything."""
-    watch = make_watch(name, query, webhook_url=webhook_url, rate_limit=rate_limit)
+    ``options``: its signal settings (``WATCH_OPTIONS``). Raises ``WatchError`` before
+    connecting to anything."""
+    watch = make_watch(name, query, webhook_url=webhook_url, rate_limit=rate_limit, **options)
     if watch.webhook_url:
         reason = asyncio.run(refusal_reason(watch.webhook_url, settings.webhook_allow))
         if reason:

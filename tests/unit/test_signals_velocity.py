@@ -17,7 +17,7 @@ def test_counts_articles_and_sources_per_window() -> None:
     for minute, source in [(0, "a"), (10, "b"), (50, "a"), (55, "c"), (58, "c")]:
         pace.observe(T0 + minute * 60, source)
     assert pace.counts() == VelocityCounts(
-        articles_15m=3, sources_15m=2, new_sources_15m=1,
+        first_received=T0, articles_15m=3, sources_15m=2, new_sources_15m=1,
         articles_1h=5, sources_1h=3, new_sources_1h=3,
     )
 
