@@ -15,7 +15,11 @@ def format_alert(alert: Alert) -> str:
     sources = ", ".join(alert.sources) or "unknown source"
     latency = (f", {1000 * (alert.updated_at - alert.received_at):.0f} ms after publication"
                if alert.received_at > 0 else "")
-    lines = [head, f"    alert {alert.alert_id} - sources: {sources}{latency}"]
+    lines = [head, f"    alert {alert.alert_id} - sources: {sources}{latency}",
+             f"    priority {alert.priority}"
+             + (f": {alert.priority_reason}" if alert.priority_reason else "")]
+    if alert.signal is not None:
+        lines.append(f"    {alert.signal.name}: {alert.signal.detail}")
     for match in alert.matches[:3]:
         lines.append(f"    matched {match.term!r} in {match.field}: {match.snippet}")
     return "\n".join(lines)

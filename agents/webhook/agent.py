@@ -5,7 +5,8 @@ agent reads only what it must deliver (reading every alert cost the worker ~2 co
 messages per article for nothing when no watch has a webhook, the usual case). A separate
 consumer, so a slow or failing receiver delays deliveries, never alerting itself. An alert
 that cannot be delivered after every retry, or whose target is refused by the guard, goes to
-the dead-letter topic (stage "webhook").
+the dead-letter topic (stage "webhook"). The body is the alert record, or a Slack or Teams
+message made from it (the watch's ``webhook_format``, ``agents/webhook/formats.py``).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from faust.types import StreamT
 
 from agents.watch.feed import registry, watches_loaded
 from agents.webhook.core import deliver, refusal_reason
+from agents.webhook.formats import webhook_body
 from streams.app import app, settings, stage_input
 from streams.errors import RejectedInput
 from streams.metrics import METRICS
@@ -50,7 +52,8 @@ async def webhook_agent(stream: StreamT) -> None:
                 if refused:
                     METRICS.webhook_deliveries.labels("refused").inc()
                     raise WebhookRefused(refused)
-                result = await deliver(session, watch.webhook_url, event.value,
+                body = webhook_body(event.value or b"", alert, watch.webhook_format)
+                result = await deliver(session, watch.webhook_url, body,
                                        timeout=settings.webhook_timeout_seconds,
                                        attempts=settings.webhook_attempts)
                 if result.attempts > 1:

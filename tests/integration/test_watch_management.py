@@ -16,6 +16,7 @@ import pytest
 
 from agents.alert.backfill import backfill
 from agents.watch.store import put_watch
+from tests.chat_schemas import check_chat_payload
 from tests.conftest import SEED_000, SEED_003
 from tests.integration.harness import Pipeline
 
@@ -114,6 +115,37 @@ def test_watches_over_http_webhooks_and_rate_limit(pipeline: Pipeline, receiver:
     while len(call(port, "GET", "/watches/")[1]["watches"]) != 1:
         assert time.monotonic() < deadline, "the removal must reach the worker"
         time.sleep(0.05)
+
+
+def test_chat_webhooks_get_slack_and_teams_payloads(pipeline: Pipeline, receiver: int) -> None:
+    """Issue 23 item 6: the seeds' two alerts reach a local receiver as a Slack message and a
+    Teams card, each valid by the platform's rules (tests/chat_schemas.py)."""
+    port = pipeline.start_worker(WIREWATCH_API_TOKEN=TOKEN, WIREWATCH_WEBHOOK_ALLOW="127.0.0.1")
+    hook = f"http://127.0.0.1:{receiver}/ok"
+    for name, kind in (("Taiwan Strait", "slack"), ("crisis communications", "teams")):
+        status, made = call(port, "POST", "/watches/",
+                            {"name": name, "webhook_url": hook, "webhook_format": kind,
+                             "priority": "urgent"})
+        assert status == 201 and made["webhook_format"] == kind, made
+    assert call(port, "POST", "/watches/", {"name": "x", "webhook_format": "xml"})[0] == 400
+    deadline = time.monotonic() + 5
+    while len(call(port, "GET", "/watches/")[1]["watches"]) < 2:
+        assert time.monotonic() < deadline, "the new watches must reach the worker"
+        time.sleep(0.05)
+
+    pipeline.send("raw", SEED_000.read_bytes())
+    pipeline.wait_metric("wirewatch_webhook_deliveries_total", {"outcome": "delivered"}, 2)
+    payloads = [body for _, body in Receiver.received]
+    slack = [p for p in payloads if "attachments" in p and "blocks" in p["attachments"][0]]
+    teams = [p for p in payloads if p.get("type") == "message"]
+    assert len(slack) == len(teams) == 1, payloads
+    check_chat_payload("slack", slack[0])
+    check_chat_payload("teams", teams[0])
+    assert "URGENT · Taiwan Strait" in slack[0]["text"]
+    card = teams[0]["attachments"][0]["content"]
+    assert card["body"][0]["text"].startswith("URGENT · crisis communications")
+    (alert,) = [a for a in pipeline.json_records("alerts") if a["watch_name"] == "Taiwan Strait"]
+    assert alert["priority"] == "urgent" and alert["priority_reason"]
 
 
 def test_backfill_alerts_on_stories_seen_before_the_watch_existed(pipeline: Pipeline) -> None:
