@@ -17,13 +17,16 @@ __all__ = ["follow", "from_the_start", "publish", "read_all", "topic_partitions"
 
 
 async def publish(bootstrap: str, topic: str,
-                  messages: Iterable[tuple[bytes | None, bytes | None]]) -> int:
-    """Send (key, value) pairs and wait until the broker has them all; returns the count."""
+                  messages: Iterable[tuple[bytes | None, bytes | None]], *,
+                  timestamp_ms: int | None = None) -> int:
+    """Send (key, value) pairs and wait until the broker has them all; returns the count.
+    ``timestamp_ms``: the records' time (a replay of old news), instead of now."""
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all",
                                 enable_idempotence=True, max_request_size=16 * 1024 * 1024)
     await producer.start()
     try:
-        futures = [await producer.send(topic, key=key, value=value) for key, value in messages]
+        futures = [await producer.send(topic, key=key, value=value, timestamp_ms=timestamp_ms)
+                   for key, value in messages]
         await asyncio.gather(*futures)
         return len(futures)
     finally:

@@ -31,6 +31,7 @@ from streams.errors import BadRecord
 __all__ = [
     "SCHEMA_VERSION",
     "Alert",
+    "DigestStory",
     "Article",
     "DeadLetter",
     "Entity",
@@ -152,10 +153,28 @@ class Signal:
 
 
 @dataclass(slots=True)
+class DigestStory:
+    """One story of a digest: its latest title and link, its highest priority, how many live
+    alerts it raised in the period, its sources, when it was first and last seen then."""
+
+    story_id: str
+    title: str
+    url: str | None
+    priority: str
+    alerts: int
+    sources: list[str]
+    first_seen: float
+    last_seen: float
+    alert_id: str = ""  # the watch's live alert on the story
+
+
+@dataclass(slots=True)
 class Alert:
     """One alert per watch and story: ``kind`` is "opened" the first time, then "update", or
     "surge" for the update that finds the story surging (``signal`` has the numbers);
     "summary" folds a burst that a watch's rate limit held back (see agents/alert/ratelimit).
+    The signals stage adds "spike" (a watch's hits against its baseline; no story) and
+    "digest" (a period's stories, ``digest_*``)
     ``priority`` is "flash", "urgent" or "routine" (agents/signals/priority.py)."""
 
     alert_id: str
@@ -181,6 +200,10 @@ class Alert:
     priority: str = "routine"
     priority_reason: str = ""
     signal: Signal | None = None  # kinds "surge", "spike", "trend"
+    digest_period: str | None = None  # kind "digest": "hourly" | "daily"
+    digest_start: float | None = None  # the period, in unix seconds of event time
+    digest_end: float | None = None
+    digest_stories: list[DigestStory] = field(default_factory=list)  # ranked by priority
     schema_version: int = SCHEMA_VERSION
 
 
@@ -227,7 +250,7 @@ R = TypeVar("R")
 # Nested record types per field, so decode() can rebuild dataclasses from dicts.
 _NESTED: dict[type, dict[str, type]] = {
     Article: {"entities": Entity, "watch_hits": WatchHit, "story": StorySummary},
-    Alert: {"matches": Match, "signal": Signal},
+    Alert: {"matches": Match, "signal": Signal, "digest_stories": DigestStory},
 }
 
 

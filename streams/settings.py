@@ -20,6 +20,7 @@ would silently override code, so wirewatch never uses those names.
 | WIREWATCH_ALERT_WINDOW_HOURS | 72 | how long an alert stays open for updates |
 | WIREWATCH_ALERT_MAX_OPEN | 100000 | size cap of open alerts |
 | WIREWATCH_ALERT_RECOVERY_SECONDS | 300 | alerts sent this recently are read back after a rebalance |
+| WIREWATCH_SIGNALS_IDLE_SECONDS | 600 | an idle partition closes due digests by the wall clock |
 | WIREWATCH_PRODUCER_LINGER_MS | 2 | producer batching delay; trades latency for throughput |
 | WIREWATCH_WATCH_PLURALS | 0 | 1: every watch term also matches its simple English plural |
 | WIREWATCH_API_TOKEN | (empty) | bearer token for the worker's HTTP write calls; empty disables them |
@@ -70,6 +71,7 @@ class Settings:
     alert_window_hours: float = 72.0
     alert_max_open: int = 100_000
     alert_recovery_seconds: float = 300.0
+    signals_idle_seconds: float = 600.0
     producer_linger_ms: int = 2
     watch_plurals: int = 0
     api_token: str = ""

@@ -30,6 +30,9 @@ STAGES: tuple[Stage, ...] = (
           agent="agents.alert.agent"),
     Stage("webhook", reads=("deliveries",), writes=(), agent="agents.webhook.agent",
           main_line=False),
+    # Spikes and digests per watch: reads the alerts (keyed by watch), skips its own kinds.
+    Stage("signals", reads=("alerts",), writes=("alerts", "deliveries"),
+          agent="agents.signals.agent", main_line=False),
 )
 
 STAGE_NAMES: tuple[str, ...] = tuple(s.name for s in STAGES)

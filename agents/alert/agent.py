@@ -219,7 +219,9 @@ async def alert_on(article: Article, states: dict[str, AlertState], now: float, 
 
 
 async def _send_alert(watch: Watch, alert: Alert, event: EventT) -> None:
-    await publish(watch.id, encode(alert), bool(watch.webhook_url))
+    # A digest-only watch (live off) keeps its alerts on news.alerts, the record the signals
+    # stage builds its digests from, but its webhook gets only the digests.
+    await publish(watch.id, encode(alert), bool(watch.webhook_url) and watch.live)
     kind = "opened" if alert.kind == "opened" else "updated"
     _alerts_total[kind].inc()
     METRICS.end_to_end_seconds.observe(max(0.0, alert.updated_at - alert.received_at))

@@ -29,11 +29,14 @@ __all__ = ["MAX_RECENT_ALERTS", "sent_recently"]
 
 #: Most alerts read back; beyond it the oldest of the window are not remembered.
 MAX_RECENT_ALERTS = 1_000_000
+#: The kinds decided once per (alert id, article id): a live revision, and the signals
+#: stage's spikes and digests (whose "article id" is their period). Summaries are not.
+SENT_KINDS = frozenset({"opened", "update", "surge", "spike", "digest"})
 
 
 async def sent_recently(settings: Settings, *, window_seconds: float,
                         now: float | None = None) -> set[tuple[str, str]]:
-    """(alert_id, article_id) of every opened or update alert on news.alerts from the last
+    """(alert_id, article_id) of every alert of ``SENT_KINDS`` on news.alerts from the last
     ``window_seconds``."""
     since_ms = int(((time.time() if now is None else now) - window_seconds) * 1000)
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers(settings), group_id=None,
@@ -70,7 +73,7 @@ def _add(sent: set[tuple[str, str]], value: bytes | None) -> None:
         return
     try:
         alert = orjson.loads(value)
-        if alert.get("kind") in ("opened", "update"):
+        if alert.get("kind") in SENT_KINDS:
             sent.add((str(alert["alert_id"]), str(alert["article_id"])))
     except (orjson.JSONDecodeError, KeyError, AttributeError, TypeError):
         pass  # not an alert of ours: nothing we sent

@@ -5,9 +5,11 @@ the last 15 minutes of event time (``agents.signals.velocity``). What is normal:
 
 * for the story: the new sources per 15 minutes it gathered before this window
   (its sources before the window, over its age before the window in 15-minute periods);
-* for the stream: ``StreamPace``, a slow moving average of ``new_sources_15m`` over the
+* for the stream: ``StreamPace``, a slow exponential average of ``new_sources_15m`` over the
   watched articles the alert stage has seen (per partition, kept in a changelog-backed
-  table), so a day when every story spreads fast raises the bar for all of them.
+  table; each article moves it by ``PACE_WEIGHT``, from 0), so a day when every story
+  spreads fast raises the bar for all of them, while one story's own growth barely moves it
+  (a plain mean over a young stream's few articles would be that story's pace).
 
 The baseline is the larger of the two, and the threshold is
 ``max(MIN_SOURCES, FACTOR * baseline + SPREAD * sqrt(baseline))``: a jump far outside what a
@@ -40,9 +42,7 @@ class StreamPace:
     samples: int = 0
 
     def observe(self, new_sources_15m: int) -> None:
-        # The plain mean until there are enough samples, then an exponential average.
-        weight = max(PACE_WEIGHT, 1.0 / (self.samples + 1))
-        self.rate += weight * (new_sources_15m - self.rate)
+        self.rate += PACE_WEIGHT * (new_sources_15m - self.rate)
         self.samples += 1
 
     def to_dict(self) -> dict[str, Any]:

@@ -75,10 +75,12 @@ class Pipeline:
                 stop_process(process)
         self.workers.clear()
 
-    def send(self, key: str, *values: bytes | None, keys: list[bytes | None] | None = None
-             ) -> None:
+    def send(self, key: str, *values: bytes | None, keys: list[bytes | None] | None = None,
+             timestamp: float | None = None) -> None:
+        """Publish ``values``; ``timestamp``: their record time (unix seconds), else now."""
         pairs = list(zip(keys or [None] * len(values), values, strict=True))
-        asyncio.run(publish(self.broker.bootstrap, self.topic(key), pairs))
+        stamp = None if timestamp is None else int(timestamp * 1000)
+        asyncio.run(publish(self.broker.bootstrap, self.topic(key), pairs, timestamp_ms=stamp))
 
     def records(self, key: str) -> list[tuple[bytes | None, bytes]]:
         return asyncio.run(read_all(self.broker.bootstrap, self.topic(key), idle_timeout=0.7))

@@ -25,14 +25,16 @@ def story(*, age: float, sources: int, new_15m: int, new_1h: int | None = None) 
                         new_sources_15m=new_15m, new_sources_1h=new_1h or new_15m)
 
 
-def test_the_stream_pace_is_a_mean_then_a_slow_average() -> None:
+def test_the_stream_pace_is_a_slow_average_one_story_barely_moves() -> None:
     pace = StreamPace()
-    for value in (1, 2, 3):
+    for value in range(1, 11):  # one story's articles as it grows
         pace.observe(value)
-    assert pace.rate == pytest.approx(2.0)
-    for _ in range(2_000):
-        pace.observe(0)
-    assert pace.rate < 0.01
+    assert pace.rate < 0.3
+    assert check_surge(story(age=600, sources=3, new_15m=3), T0, pace.rate,
+                       surging=False).fires
+    for _ in range(3_000):
+        pace.observe(2)  # a stream whose stories all spread fast
+    assert pace.rate == pytest.approx(2.0, abs=0.01)
     assert StreamPace.from_dict(pace.to_dict()) == pace
 
 
