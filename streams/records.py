@@ -38,6 +38,7 @@ __all__ = [
     "Match",
     "Signal",
     "StorySummary",
+    "TrendRecord",
     "Watch",
     "WatchHit",
     "decode",
@@ -225,6 +226,28 @@ class Watch:
     webhook_format: str = "json"  # "json" | "slack" (Block Kit) | "teams" (Adaptive Card)
     spike_hours: int | None = None  # an hour's hits against the previous N hours (12)
     spike_days: int | None = None  # a day's hits against the previous N days (14)
+    trend_alerts: bool = False  # an alert when an entity its query names starts trending
+    schema_version: int = SCHEMA_VERSION
+
+
+@dataclass(slots=True)
+class TrendRecord:
+    """An entity trending at the end of a window of event time (news.trends, keyed by the
+    entity's key): its mentions in the last hour against its mean per hour before
+    (agents/trends/core.py has the score). ``trend_id`` derives from the key and the window,
+    so a repeat after a crash is recognisable."""
+
+    trend_id: str
+    key: str  # "kind:folded name"
+    name: str
+    kind: str  # "person" | "org" | "place"
+    window_end: float
+    mentions_1h: float
+    baseline_per_hour: float
+    baseline_hours: int
+    score: float
+    rank: int  # 1 = the strongest trend of the window
+    trending_since: float  # window end when its current run of windows began
     schema_version: int = SCHEMA_VERSION
 
 

@@ -33,6 +33,9 @@ STAGES: tuple[Stage, ...] = (
     # Spikes and digests per watch: reads the alerts (keyed by watch), skips its own kinds.
     Stage("signals", reads=("alerts",), writes=("alerts", "deliveries"),
           agent="agents.signals.agent", main_line=False),
+    # Entity trends: counts the entities of news.tagged, publishes what stands out.
+    Stage("trends", reads=("tagged",), writes=("trends", "alerts", "deliveries"),
+          agent="agents.trends.agent", main_line=False),
 )
 
 STAGE_NAMES: tuple[str, ...] = tuple(s.name for s in STAGES)

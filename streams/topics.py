@@ -44,6 +44,8 @@ TOPICS: dict[str, TopicSpec] = {
     # Internal: the alerts of watches that have a webhook, for the webhook agent, so that no
     # consumer reads every alert to find the few to deliver (most desks have no webhook).
     "deliveries": TopicSpec("news.deliveries", 4, {"retention.ms": str(WEEK_MS)}),
+    # Entity trends every few minutes of event time (agents/trends), keyed by entity.
+    "trends": TopicSpec("news.trends", 4, {"retention.ms": str(WEEK_MS)}),
     "watches": TopicSpec("news.watches", 1, {"cleanup.policy": "compact"}),
     "deadletter": TopicSpec("news.deadletter", 1, {"retention.ms": str(4 * WEEK_MS)}),
 }

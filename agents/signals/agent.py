@@ -39,7 +39,7 @@ __all__ = ["signals_agent"]
 log = logging.getLogger("wirewatch.signals")
 
 LIVE_KINDS = frozenset({"opened", "update", "surge"})
-OWN_KINDS = frozenset({"spike", "digest"})
+OWN_KINDS = frozenset({"spike", "digest", "trend"})  # its own, and the trends stage's
 CLOSE_EVERY_SECONDS = 10.0
 
 signal_table = app.Table("signal-state", default=None, key_type=bytes, value_type=bytes,

@@ -5,7 +5,8 @@ The rule, first match wins, then raised to the watch's own ``priority`` when tha
 * **flash**: a surge (``agents.signals.surge``), or a young story (first seen at most
   ``YOUNG_SECONDS`` ago) that ``FLASH_NEW_SOURCES`` sources have picked up within 15 minutes;
 * **urgent**: ``URGENT_NEW_SOURCES`` new sources within the hour, or a spike of the watch's
-  hits, or a story at most ``FRESH_SECONDS`` old that a second source has already confirmed;
+  hits, or a watched entity trending, or a story at most ``FRESH_SECONDS`` old that a second
+  source has already confirmed;
 * **routine**: everything else (one outlet's story, a slow follow-up, a digest).
 
 Source counts, not article counts: one outlet's live blog updating every minute is not news
@@ -39,11 +40,12 @@ def _rank(level: str | None) -> int:
 
 
 def priority_of(story: StorySummary | None, now: float, *, surge: bool = False,
-                spike: bool = False, floor: str | None = None) -> Priority:
+                spike: bool = False, trend: bool = False, floor: str | None = None) -> Priority:
     """The priority of an alert about ``story`` (None: no story, e.g. a spike or a digest)
     at event time ``now`` (the article's ``received_at``; the story's age is counted from its
     ``first_received``, so a replay ranks as live did); ``floor``: the watch's own setting."""
-    found = _from_signals(story, now, surge=surge, spike=spike)
+    found = (Priority("urgent", "a watched entity is trending") if trend
+             else _from_signals(story, now, surge=surge, spike=spike))
     if floor is not None and _rank(floor) > _rank(found.level):
         return Priority(floor, f"the watch's priority is {floor} ({found.reason})")
     return found

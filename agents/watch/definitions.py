@@ -219,6 +219,7 @@ WATCH_OPTIONS: dict[str, Callable[[object], None]] = {
     "webhook_format": _one_of("webhook_format", WEBHOOK_FORMATS, optional=False),
     "spike_hours": _whole("spike_hours", MAX_SPIKE_HOURS),
     "spike_days": _whole("spike_days", MAX_SPIKE_DAYS),
+    "trend_alerts": _flag("trend_alerts"),
 }
 
 

@@ -83,3 +83,32 @@ def test_spikes_and_digests_come_from_the_signals_stage(pipeline: Pipeline) -> N
     assert line["alerts"] == 3 and line["priority"] == "flash"
     assert sorted(line["sources"]) == ["Outlet 1", "Outlet 2", "Outlet 3"]  # any order
     assert digest["alert_id"] not in {a["alert_id"] for a in alerts if a["kind"] != "digest"}
+
+
+def test_an_entity_that_starts_trending_is_published_and_alerts_its_watch(
+        pipeline: Pipeline) -> None:
+    put_watch(pipeline.settings, "Austin trends", 'entity:"Lloyd Austin"', trend_alerts=True)
+    put_watch(pipeline.settings, "Austin mentions", 'entity:"Lloyd Austin"')  # no trend alerts
+    pipeline.start_worker()
+    now = time.time()
+    # Three hours of history without him, then six outlets name him within the hour.
+    for hours_ago in (3, 2):
+        pipeline.send("raw", orjson.dumps({
+            "id": f"weather-{hours_ago}", "title": "Mild weather in Paris",
+            "text": "The weather in Paris stayed mild on Tuesday, forecasters in France said."}),
+            timestamp=now - hours_ago * 3600)
+    pipeline.send("raw", *(outlet_copy(n, story="t") for n in range(1, 7)), timestamp=now - 900)
+    # A later article moves event time past the next five-minute window: the trends go out.
+    pipeline.send("raw", orjson.dumps({
+        "id": "weather-now", "title": "Rain in Paris",
+        "text": "Rain fell over Paris on Wednesday, forecasters in France said."}),
+        timestamp=now)
+    trends = pipeline.wait_for("trends", lambda r: r or None, timeout=90)
+    austin = [t for t in trends if t["key"] == "person:lloyd austin"]
+    assert austin, trends
+    assert austin[0]["mentions_1h"] >= 6 and austin[0]["baseline_per_hour"] == 0
+    assert austin[0]["score"] >= 3 and austin[0]["rank"] >= 1
+    alerts = pipeline.wait_for(
+        "alerts", lambda r: [a for a in r if a["kind"] == "trend"] or None, timeout=30)
+    assert [a["watch_name"] for a in alerts] == ["Austin trends"]
+    assert alerts[0]["priority"] == "urgent" and alerts[0]["signal"]["name"] == "trend"
