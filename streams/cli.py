@@ -197,9 +197,12 @@ def watch() -> None:
               default="json", show_default=True, help="the webhook's payload")
 @click.option("--spike-hours", type=int, help="baseline of the hourly spike test (12)")
 @click.option("--spike-days", type=int, help="baseline of the daily spike test (14)")
+@click.option("--trend-alerts", is_flag=True,
+              help="alert when an entity the query names starts trending")
 def watch_add(name: str, query: str | None, webhook: str | None, rate_limit: int | None,
               backfill: bool, priority: str | None, digest: str | None, digest_only: bool,
-              webhook_format: str, spike_hours: int | None, spike_days: int | None) -> None:
+              webhook_format: str, spike_hours: int | None, spike_days: int | None,
+              trend_alerts: bool) -> None:
     """Add (or replace) a watch; QUERY defaults to NAME (see the README's query language)."""
     from agents.watch.definitions import make_watch
     from agents.watch.store import put_watch
@@ -208,6 +211,7 @@ def watch_add(name: str, query: str | None, webhook: str | None, rate_limit: int
     options: dict[str, Any] = {
         "priority": priority, "digest": digest, "live": not digest_only,
         "webhook_format": webhook_format, "spike_hours": spike_hours, "spike_days": spike_days,
+        "trend_alerts": trend_alerts,
     }
     try:
         # Checked in full before looking for a broker, so a bad watch is refused with its

@@ -80,6 +80,8 @@ def calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     (["--webhook", "ftp://example.org/x"], "http:// or https://"),
     (["--webhook", "http://10.0.0.1/hook"], "WIREWATCH_WEBHOOK_ALLOW"),  # the SSRF guard
     (["--webhook", "http://100.64.0.1/hook"], "WIREWATCH_WEBHOOK_ALLOW"),
+    (["--digest-only"], "needs a digest"),
+    (["--spike-hours", "0"], "spike_hours must be"),
 ])
 def test_watch_add_refuses_a_bad_watch_before_connecting(calls: list[str], args: list[str],
                                                          reason: str) -> None:
@@ -91,6 +93,19 @@ def test_watch_add_refuses_a_bad_watch_before_connecting(calls: list[str], args:
     assert re.search(reason, result.output), result.output
     assert result.output.startswith("Error: ")
     assert calls == [], "nothing connected or published"
+
+
+def test_watch_add_publishes_the_signal_settings(calls: list[str]) -> None:
+    from streams.cli import main
+
+    result = CliRunner().invoke(main, [
+        "watch", "add", "Taiwan Strait", "--priority", "flash", "--digest", "daily",
+        "--digest-only", "--webhook-format", "teams", "--spike-hours", "6", "--trend-alerts"])
+    assert result.exit_code == 0, result.output
+    (published,) = [c for c in calls if c.startswith("publish")]
+    for field in ('"priority":"flash"', '"digest":"daily"', '"live":false',
+                  '"webhook_format":"teams"', '"spike_hours":6', '"trend_alerts":true'):
+        assert field in published, published
 
 
 def test_watch_add_refuses_a_bad_name_or_query(calls: list[str]) -> None:
