@@ -5,6 +5,7 @@ WORKDIR /src
 COPY pyproject.toml setup.py README.md ./
 COPY streams ./streams
 COPY agents ./agents
+COPY board ./board
 RUN pip wheel --no-cache-dir --wheel-dir /wheels .
 
 FROM python:3.11-slim

@@ -6,12 +6,12 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test setup broker-jars prometheus-tools lint bench faults clean
+.PHONY: demo test setup broker-jars prometheus-tools browser-tools lint bench faults clean
 
 demo: setup broker-jars
 	$(BIN)/wirewatch demo
 
-test: setup broker-jars prometheus-tools
+test: setup broker-jars prometheus-tools browser-tools
 	$(BIN)/pytest
 
 setup: $(STAMP)
@@ -43,6 +43,22 @@ prometheus-tools:
 	if [ -n "$$made_policy" ]; then $(SUDO) rm -f /usr/sbin/policy-rc.d; fi; \
 	if [ $$status -ne 0 ]; then cat $(PROM_LOG); exit $$status; fi; \
 	/usr/bin/promtool --version | head -n 1
+
+# Debian's chromium and chromium-driver for the board's browser tests
+# (tests/integration/test_board_browser.py, driven through Selenium with /usr/bin/chromedriver,
+# so Selenium never downloads a browser or driver), installed once when missing (root, or
+# sudo); the output goes to a log shown only on failure. Neither package starts a service,
+# so no policy-rc.d is needed here.
+BROWSER_LOG := $(or $(TMPDIR),/tmp)/wirewatch-apt-chromium.log
+
+browser-tools:
+	@if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then exit 0; fi; \
+	echo "installing Debian's chromium and chromium-driver (for the board's browser tests)..."; \
+	{ $(SUDO) apt-get update -qq && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	    --no-install-recommends chromium chromium-driver; } >$(BROWSER_LOG) 2>&1; status=$$?; \
+	if [ $$status -ne 0 ]; then cat $(BROWSER_LOG); exit $$status; fi; \
+	/usr/bin/chromium --version | head -n 1
 
 # Fetches Apache Kafka's jars from Maven Central into ~/.cache/wirewatch once.
 broker-jars: setup

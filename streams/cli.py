@@ -5,6 +5,7 @@
     wirewatch broker                   run the embedded broker alone, in the foreground
     wirewatch publish FILE... | -      send raw articles to news.raw (a .jsonl file: one per line)
     wirewatch alerts                   follow news.alerts
+    wirewatch board                    the desk's live page: alerts, stories, watches, health
     wirewatch watch add NAME [QUERY] | list | remove ID
 
 With no ``WIREWATCH_BROKER_URL`` set, ``worker`` and ``broker`` start the embedded Apache
@@ -176,6 +177,30 @@ def alerts(from_beginning: bool, as_json: bool) -> None:
         pass
 
 
+@main.command()
+@click.option("--host", default=None,
+              help="interface to serve on (WIREWATCH_BOARD_HOST, default 127.0.0.1)")
+@click.option("--port", type=int, default=None, help="port (WIREWATCH_BOARD_PORT, default 6070)")
+@click.option("--metrics-url", "metrics_urls", multiple=True,
+              help="a worker's /metrics for the health strip; repeat for several "
+                   "(WIREWATCH_BOARD_METRICS_URLS; default: the local worker's port)")
+def board(host: str | None, port: int | None, metrics_urls: tuple[str, ...]) -> None:
+    """Serve the desk's live page until Ctrl-C: alerts as they land on news.alerts, their
+    stories, the watches (add, edit, remove with WIREWATCH_API_TOKEN) and the pipeline's
+    health. It reads the topics with its own group-less consumer."""
+    from board.server import run_board
+    from board.settings import load_board_settings
+
+    try:
+        conf = load_board_settings(host=host, port=port,
+                                   metrics_urls=",".join(metrics_urls) or None)
+    except WirewatchError as exc:
+        raise click.ClickException(str(exc)) from None
+    settings = _settings_with_broker()
+    ensure_topics(settings, replication=settings.replication_factor)
+    run_board(settings, conf, announce=click.echo)
+
+
 @main.group()
 def watch() -> None:
     """Manage watched topics (stored in the compacted news.watches topic)."""
@@ -291,14 +316,22 @@ def eval_duplicates(path: Path) -> None:
               help="seconds to keep the worker up after the demo (default: until Ctrl-C on a "
                    "terminal, 0 otherwise)")
 @click.option("--timeout", type=float, default=120.0, help="give up waiting for alerts after")
-def demo(linger: float | None, timeout: float) -> None:
+@click.option("--board", "with_board", is_flag=True,
+              help="also serve the desk's live page (wirewatch board) on the demo's data and "
+                   "keep everything up until Ctrl-C")
+def demo(linger: float | None, timeout: float, with_board: bool) -> None:
     """Start a broker and a worker, publish the sample articles, print the alerts."""
     from streams.demo import run_demo
 
-    if linger is None:
+    # SIGTERM (a service manager, `kill`) stops it as Ctrl-C does: the worker and the board
+    # run in their own sessions, so only the demo's clean-up stops them.
+    signal.signal(signal.SIGTERM, _interrupt)
+    if with_board:
+        linger = float("inf")
+    elif linger is None:
         linger = float("inf") if sys.stdin.isatty() else 0.0
     try:
-        raise SystemExit(run_demo(linger=linger, timeout=timeout))
+        raise SystemExit(run_demo(linger=linger, timeout=timeout, board=with_board))
     except WirewatchError as exc:
         raise click.ClickException(str(exc)) from None
 

@@ -3,13 +3,20 @@
 It starts Apache Kafka (unless WIREWATCH_BROKER_URL is set), creates the topics, publishes
 the sample watches, starts one worker process, publishes the sample articles (two outlets on
 one event, a syndicated copy, an unrelated local story, the first article again, and a broken
-message), prints each alert as it arrives, then a few metrics and the metrics URL.
+message), prints each alert as it arrives, then a few metrics and the metrics URL, and last
+how to see the same alerts on the desk's live page. With ``board=True`` (``wirewatch demo
+--board``) it also starts ``wirewatch board`` before publishing, so the alerts land on the open
+page as they come, and keeps everything up until Ctrl-C.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import secrets
+import socket
+import subprocess
+import sys
 import tempfile
 import time
 import urllib.request
@@ -21,7 +28,7 @@ from agents.watch.definitions import load_watch_file
 from streams.broker import EmbeddedKafka
 from streams.client import follow, publish
 from streams.console import format_alert
-from streams.processes import spawn_worker, stop_process, wait_http
+from streams.processes import free_port, spawn_worker, stop_process, wait_http
 from streams.records import Alert, decode, encode
 from streams.settings import load_settings
 from streams.topics import bootstrap_servers, ensure_topics, topic_name
@@ -66,7 +73,44 @@ async def _print_alerts(bootstrap: str, topic: str, timeout: float, expected: in
     return seen
 
 
-def run_demo(*, linger: float, timeout: float) -> int:
+#: The board's port unless WIREWATCH_BOARD_PORT says otherwise (board/settings.py).
+BOARD_PORT = 6070
+
+
+def _board_port() -> int:
+    """WIREWATCH_BOARD_PORT (or 6070) when it is free, else any free port."""
+    wanted = int(os.environ.get("WIREWATCH_BOARD_PORT") or BOARD_PORT)
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind(("127.0.0.1", wanted))
+        except OSError:
+            return free_port()
+    return wanted
+
+
+def _start_board(work: Path, metrics_url: str) -> tuple[subprocess.Popen[bytes], str]:
+    """``wirewatch board`` on the demo's broker, reading the worker's metrics."""
+    port = _board_port()
+    env = {**os.environ, "WIREWATCH_BOARD_PORT": str(port),
+           "WIREWATCH_BOARD_METRICS_URLS": metrics_url}
+    with (work / "board.log").open("ab") as out:
+        process = subprocess.Popen([sys.executable, "-m", "streams.cli", "board"], env=env,
+                                   stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    return process, f"http://127.0.0.1:{port}/"
+
+
+def _command_name() -> str:
+    """How the user ran us (``.venv/bin/wirewatch`` from ``make demo``), for the hint."""
+    argv0 = Path(sys.argv[0])
+    if argv0.name != "wirewatch":
+        return "wirewatch"
+    try:
+        return str(argv0.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(argv0)
+
+
+def run_demo(*, linger: float, timeout: float, board: bool = False) -> int:
     settings = load_settings()
     broker = None
     work = Path(tempfile.mkdtemp(prefix="wirewatch-demo-"))
@@ -78,6 +122,7 @@ def run_demo(*, linger: float, timeout: float) -> int:
         settings = load_settings()
         click.echo(f"  Kafka ready at {broker.bootstrap}")
     worker = None
+    board_process: subprocess.Popen[bytes] | None = None
     try:
         ensure_topics(settings, replication=settings.replication_factor)
         bootstrap = bootstrap_servers(settings)
@@ -86,6 +131,8 @@ def run_demo(*, linger: float, timeout: float) -> int:
                             [(w.id.encode(), encode(w)) for w in watches]))
         click.echo("watches: " + ", ".join(repr(w.name) for w in watches))
         log_path = work / "worker.log"
+        if board:  # the page's watch form needs the token; the worker's API shares it
+            os.environ.setdefault("WIREWATCH_API_TOKEN", secrets.token_urlsafe(12))
         worker, port = spawn_worker(dict(os.environ), log_path=log_path)
         metrics_url = f"http://127.0.0.1:{port}/metrics"
         click.echo(f"starting worker (log: {log_path})...")
@@ -93,6 +140,14 @@ def run_demo(*, linger: float, timeout: float) -> int:
             click.echo("the worker did not start; its log says:\n" +
                        log_path.read_text(errors="replace")[-3000:])
             return 1
+        if board:
+            board_process, board_url = _start_board(work, metrics_url)
+            if not wait_http(board_url + "healthz", 60):
+                click.echo("the board did not start; its log says:\n" +
+                           (work / "board.log").read_text(errors="replace")[-3000:])
+                return 1
+            click.echo(f"board: {board_url}  - open it now: the alerts land on it live "
+                       f"(API token for its watch form: {os.environ['WIREWATCH_API_TOKEN']})")
         messages = sample_messages()
         for body in messages:
             # news.raw has several partitions; spacing the sends keeps the story's order
@@ -112,14 +167,24 @@ def run_demo(*, linger: float, timeout: float) -> int:
         for line in shown:
             click.echo(f"  {line}")
         click.echo(f"\nmetrics: {metrics_url}")
+        if board:
+            click.echo(f"board: {board_url}  (alerts, their stories, watches, health)")
+        else:
+            click.echo("\nTo see these alerts on the desk's live board (up until Ctrl-C):\n"
+                       f"  {_command_name()} demo --board\n"
+                       f"then open http://127.0.0.1:{BOARD_PORT}/ (it prints another address "
+                       "if that port is taken).")
         if linger > 0:
-            click.echo("worker still running; Ctrl-C to stop.")
+            click.echo("worker still running; Ctrl-C to stop." if not board else
+                       "worker and board still running; Ctrl-C to stop.")
             try:
                 time.sleep(linger if linger != float("inf") else 10**9)
             except KeyboardInterrupt:
                 pass
         return 0 if seen else 1
     finally:
+        if board_process is not None:
+            stop_process(board_process)
         if worker is not None:
             stop_process(worker)
         if broker is not None:

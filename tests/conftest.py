@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,6 +12,11 @@ from streams.broker import EmbeddedKafka
 from streams.settings import load_settings
 
 REPO = Path(__file__).resolve().parents[1]
+#: The packages the wheel holds: pyproject's [tool.setuptools.packages.find] include.
+PACKAGES: tuple[str, ...] = tuple(
+    pattern.rstrip("*") for pattern in
+    tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]
+    ["find"]["include"])
 SHARED = REPO.parent / "shared"
 SEEDS = SHARED / "seeds"
 DATA = SHARED / "data"

@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 
 from streams.processes import free_port, wait_http
-from tests.conftest import SEED_000, SEED_003
+from tests.conftest import PACKAGES, SEED_000, SEED_003
 from tests.integration.harness import Pipeline
 
 REPO = Path(__file__).resolve().parents[2]
@@ -126,7 +126,7 @@ def _runtime_data(names: list[str]) -> set[str]:
     """Every non-source file under the packages: the word lists, the samples and any file
     added beside them later (the code opens them next to its modules)."""
     return {name for name in names
-            if name.startswith(("streams/", "agents/"))
+            if name.startswith(tuple(f"{package}/" for package in PACKAGES))
             and posixpath.splitext(name)[1] not in SOURCE_SUFFIXES}
 
 

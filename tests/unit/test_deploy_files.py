@@ -8,6 +8,7 @@ from pathlib import Path
 import yaml
 
 from streams.settings import Settings
+from tests.conftest import PACKAGES
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -30,7 +31,7 @@ def test_compose_runs_kraft_kafka_and_a_worker_on_it() -> None:
 
 def test_dockerfile_copies_what_the_package_needs() -> None:
     dockerfile = (REPO / "Dockerfile").read_text()
-    for path in ("pyproject.toml setup.py", "streams", "agents"):
+    for path in ("pyproject.toml setup.py", *PACKAGES):
         assert f"COPY {path}" in dockerfile
         assert all((REPO / p).exists() for p in path.split())
     # the compiled kernel needs a compiler in the build stage, and the runtime gets the wheels

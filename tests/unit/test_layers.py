@@ -6,10 +6,12 @@ The layers, bottom to top (the README's "Where things live" draws them):
    Kafka client helpers and process helpers;
 1. stage cores: ``agents`` (pure, typed; no Faust app);
 2. Faust: ``streams.app`` and the modules that hook into it, and each stage's agent;
-3. top: the CLI, the demo and what they print.
+3. top: the CLI, the demo and what they print; and ``board`` (the desk's page, issue 21).
 
 A module may import its own layer or lower ones. Every import counts, those inside functions
-too: a lazy import still ties the two modules together.
+too: a lazy import still ties the two modules together. ``board`` sits above ``streams`` and
+``agents``: it may import their ground and stage cores but not the Faust layer (the board is
+its own process with no Faust app), and nothing imports it except the CLI.
 """
 
 from __future__ import annotations
@@ -19,11 +21,14 @@ from pathlib import Path
 
 from tests.conftest import REPO
 
-PACKAGES = ("streams", "agents")
+PACKAGES = ("streams", "agents", "board")
 TOP = {"streams.cli", "streams.demo", "streams.console"}
 FAUST = {"streams.app", "streams.stage", "streams.web", "streams.lag", "streams.producer",
          "streams.offsets"}
 FAUST_SUFFIXES = (".agent", ".feed", ".api")
+BOARD = "board"
+#: The only modules outside ``board`` that may import it.
+BOARD_USERS = {"streams.cli"}
 LAYER_NAMES = ("ground", "stage cores", "Faust", "top")
 
 
@@ -38,8 +43,12 @@ def _modules() -> dict[str, Path]:
     return found
 
 
+def _in_board(module: str) -> bool:
+    return module == BOARD or module.startswith(BOARD + ".")
+
+
 def layer(module: str) -> int:
-    if module in TOP:
+    if module in TOP or _in_board(module):
         return 3
     if module in FAUST or (module.startswith("agents.") and module.endswith(FAUST_SUFFIXES)):
         return 2
@@ -79,6 +88,20 @@ def test_layers_point_one_way() -> None:
         for module, targets in _graph().items() for target in targets
         if layer(target) > layer(module))
     assert not upward, "\n".join(upward)
+
+
+def test_board_stands_apart() -> None:
+    """The board imports no Faust-layer module, and only the CLI imports the board."""
+    graph = _graph()
+    assert any(_in_board(m) for m in graph), "board/ not found"
+    faust = sorted(f"{module} imports {target}" for module, targets in graph.items()
+                   if _in_board(module) for target in targets
+                   if not _in_board(target) and layer(target) == 2)
+    assert not faust, "\n".join(faust)
+    users = sorted(f"{module} imports {target}" for module, targets in graph.items()
+                   if not _in_board(module) and module not in BOARD_USERS
+                   for target in targets if _in_board(target))
+    assert not users, "\n".join(users)
 
 
 def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
@@ -139,3 +162,4 @@ def test_the_checker_sees_a_cycle_and_an_upward_import() -> None:
     assert _cycles({"a": {"b"}, "b": {"a"}, "c": set()}) == [["a", "b"]]
     assert layer("streams.records") < layer("agents.clean.core") < layer("agents.clean.agent")
     assert layer("agents.clean.agent") < layer("streams.cli")
+    assert layer("agents.clean.agent") < layer("board.server")
