@@ -424,7 +424,9 @@
     for (const w of rows.slice(0, 500)) {
       const edit = el('button', {type: 'button', class: 'edit', text: 'Edit'});
       edit.addEventListener('click', () => startEdit(w));
-      const remove = el('button', {type: 'button', class: 'remove danger', text: 'Remove'});
+      const pending = (confirming.get(w.id) || 0) > Date.now();
+      const remove = el('button', {type: 'button', class: 'remove danger',
+                                   text: pending ? 'Confirm remove' : 'Remove'});
       remove.addEventListener('click', () => removeWatch(w, remove));
       tbody.append(el('tr', {'data-watch-id': w.id},
         el('td', {'data-label': 'watch'}, el('b', {text: w.name})),
@@ -522,13 +524,20 @@
     }
   }
 
+  // Watch id -> when its pending "Confirm remove" lapses: kept apart from the buttons, which
+  // the table redraws whenever the watches change, so a redraw does not undo a first click.
+  const confirming = new Map();
+
   async function removeWatch(w, button) {
-    if (button.dataset.confirm !== 'yes') {  // two clicks: no native dialog
-      button.dataset.confirm = 'yes';
+    if ((confirming.get(w.id) || 0) <= Date.now()) {  // two clicks: no native dialog
+      confirming.set(w.id, Date.now() + 4000);
       button.textContent = 'Confirm remove';
-      setTimeout(() => { button.dataset.confirm = ''; button.textContent = 'Remove'; }, 4000);
+      setTimeout(() => {
+        if ((confirming.get(w.id) || 0) <= Date.now()) { confirming.delete(w.id); renderWatches(); }
+      }, 4100);
       return;
     }
+    confirming.delete(w.id);
     try {
       await api(`/api/watches/${encodeURIComponent(w.id)}`, {method: 'DELETE', headers: writeHeaders()});
       await loadWatches();

@@ -274,10 +274,17 @@ def test_a_watch_added_on_the_page_alerts_and_hostile_text_stays_text(
     assert state == {"pwned": None, "injected": 0, "jsLinks": 0, "same": True}, state
     shot(browser, tmp_path, "board-hostile")
 
+    def click(by: str, selector: str, what: str) -> None:
+        """Find and click in one step, again if the page redrew the element in between (the
+        watches table is redrawn whenever the watches change)."""
+        def attempt() -> bool:
+            browser.find_element(by, selector).click()
+            return True
+        wait_until(attempt, 10, what)
+
     # Edit (rate limit, webhook) and remove, from the page.
     field("id", "tab-watches").click()
-    wait_until(lambda: browser.find_elements("css selector", "#watches tbody tr button.edit"), 10,
-               "the edit button")[0].click()
+    click("css selector", "#watches tbody tr button.edit", "the edit button")
     assert field("id", "w-name").get_attribute("readonly") is not None
     field("id", "w-rate").send_keys("5")
     field("id", "w-webhook").send_keys("http://127.0.0.1:9/hook")
@@ -285,10 +292,10 @@ def test_a_watch_added_on_the_page_alerts_and_hostile_text_stays_text(
     wait_until(lambda: "http://127.0.0.1:9/hook" in field("css selector", "#watches tbody tr").text,
                10, "the edited watch")
     assert " 5 " in f" {field('css selector', '#watches tbody tr').text} "
-    remove = field("css selector", "#watches tbody tr button.remove")
-    remove.click()
-    assert remove.text == "Confirm remove"
-    remove.click()
+    click("css selector", "#watches tbody tr button.remove", "the remove button")
+    wait_until(lambda: field("css selector", "#watches tbody tr button.remove").text
+               == "Confirm remove", 5, "the confirmation, kept across redraws")
+    click("css selector", "#watches tbody tr button.remove", "the confirming remove button")
     wait_until(lambda: not browser.find_elements("css selector", "#watches tbody tr"), 10,
                "the removal")
     assert [e for e in severe_console(browser) if "/api/watches" not in e] == []
