@@ -7,6 +7,7 @@
     wirewatch alerts                   follow news.alerts
     wirewatch board                    the desk's live page: alerts, stories, watches, health
     wirewatch watch add NAME [QUERY] | list | remove ID
+    wirewatch ingest SOURCES [--once | --no-worker] | --status   follow feeds and sitemaps
 
 With no ``WIREWATCH_BROKER_URL`` set, ``worker`` and ``broker`` start the embedded Apache
 Kafka and record its address in the cache folder, so ``publish``, ``alerts`` and ``watch``
@@ -276,6 +277,95 @@ def watch_remove(watch_id: str) -> None:
 
     remove_watch(_settings_with_broker(), watch_id)
     click.echo(f"removed watch {watch_id}")
+
+
+@main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+@click.argument("sources_file", required=False,
+                type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--once", is_flag=True,
+              help="poll every source once in this process, print what it did, and exit "
+                   "(refused while workers run: they poll the same sources)")
+@click.option("--no-worker", is_flag=True,
+              help="only publish the list to news.sources; running workers follow it")
+@click.option("--status", "show_status", is_flag=True,
+              help="print every source's health from news.ingest-state, and exit")
+@click.option("--json", "as_json", is_flag=True, help="--status as JSON lines")
+@click.argument("faust_args", nargs=-1, type=click.UNPROCESSED)
+@click.pass_context
+def ingest(ctx: click.Context, sources_file: Path | None, once: bool, no_worker: bool,
+           show_status: bool, as_json: bool, faust_args: tuple[str, ...]) -> None:
+    """Follow the feeds and sitemaps of SOURCES (one URL per line, with options such as
+    interval=300 source="Example News"; see agents/ingest/sources.py) into news.raw.
+
+    SOURCES becomes the list on news.sources (sources it does not name are removed); then a
+    worker runs with ingest until Ctrl-C (each worker polls its share of the sources)."""
+    from agents.ingest.sources import SourcesError, load_sources
+
+    settings = load_settings()
+    sources = None
+    if sources_file is not None:
+        try:
+            sources = load_sources(sources_file,
+                                   min_interval=settings.ingest_min_interval_seconds)
+        except SourcesError as exc:
+            raise click.ClickException(str(exc)) from None
+    if show_status:
+        _ingest_status(as_json)
+        return
+    if not once and not no_worker:
+        if sources_file is None:
+            raise click.ClickException("give a SOURCES file (or --status, or --once)")
+        os.environ["WIREWATCH_INGEST_SOURCES_FILE"] = str(sources_file.resolve())
+        ctx.invoke(worker, faust_args=faust_args)
+        return
+    from agents.ingest.once import group_members, poll_once, publish_sources
+
+    settings = _settings_with_broker()
+    ensure_topics(settings, replication=settings.replication_factor)
+    if sources is not None:
+        result = asyncio.run(publish_sources(settings, sources))
+        click.echo(f"{sources_file}: {result.added} source(s) added, {result.changed} changed, "
+                   f"{result.removed} removed, {result.unchanged} unchanged")
+    if not once:
+        return
+    if asyncio.run(group_members(settings)):
+        raise click.ClickException("workers are running (their consumer group has members) "
+                                   "and poll these sources; --once would poll them too")
+    tally, rows = asyncio.run(poll_once(settings))
+    polls = ", ".join(f"{k} {v}" for k, v in sorted(tally.polls.items())) or "none"
+    items = ", ".join(f"{k} {v}" for k, v in sorted(tally.item_counts.items())) or "none"
+    click.echo(f"polled {len(rows)} source(s): {polls}; new items: {items}")
+    for row in rows:
+        if row["health"] != "ok":
+            click.echo(f"  {row['health']}: {row['url']} ({row['reason']}: {row['detail']})")
+
+
+def _ingest_status(as_json: bool) -> None:
+    import json
+    import time
+
+    from agents.ingest.once import read_status
+
+    settings = _settings_with_broker()
+    ensure_topics(settings, replication=settings.replication_factor)
+    rows = asyncio.run(read_status(settings))
+    now = time.time()
+
+    def ago(stamp: float | None) -> str:
+        return "never" if not stamp else f"{now - stamp:,.0f} s ago"
+
+    for row in rows:
+        if as_json:
+            click.echo(json.dumps(row))
+            continue
+        line = (f"{row['health']:<11} {row['url']}  last success {ago(row['last_success'])}, "
+                f"{row['published']} published, {row['seen']} remembered")
+        if row["health"] != "ok":
+            line += (f"; failing since {ago(row['failing_since'])} ({row['failures']} polls): "
+                     f"{row['reason']}: {row['detail']}")
+        click.echo(line)
+    if not rows and not as_json:
+        click.echo("no sources on news.sources (wirewatch ingest SOURCES publishes some)")
 
 
 @main.group("eval")

@@ -29,6 +29,17 @@ DUPLICATE_KINDS: tuple[str, ...] = ("exact", "near")
 MEND_KINDS: tuple[str, ...] = ("seek_back", "step_over", "resume", "kick")
 ALERT_KINDS: tuple[str, ...] = ("opened", "updated", "suppressed", "summary")
 WEBHOOK_OUTCOMES: tuple[str, ...] = ("delivered", "retried", "failed", "refused")
+# Ingest (agents/ingest, which takes these label sets from here): a poll's outcome; what
+# became of a new item; what was fetched; why a fetch or its document failed; a source's
+# health (failing: for longer than WIREWATCH_INGEST_FAILING_AFTER_HOURS).
+INGEST_POLL_OUTCOMES: tuple[str, ...] = ("changed", "not_modified", "failed", "aborted")
+INGEST_ITEM_OUTCOMES: tuple[str, ...] = ("published", "summary_only", "dropped", "page_retry")
+INGEST_FETCH_KINDS: tuple[str, ...] = ("feed", "page", "robots")
+INGEST_FETCH_REASONS: tuple[str, ...] = (
+    "not_found", "gone", "client_error", "rate_limited", "server_error", "timeout",
+    "connection", "too_many_redirects", "too_large", "robots_disallowed", "refused",
+    "not_html", "bad_response", "malformed", "not_a_feed", "bad_encoding")
+INGEST_HEALTH: tuple[str, ...] = ("ok", "backing_off", "failing")
 
 # Stage work is tens of µs to a few ms; the tail buckets catch a stuck call.
 _STAGE_BUCKETS = (0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
@@ -36,6 +47,8 @@ _STAGE_BUCKETS = (0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 
 # How old news is when we see it: minutes for a live feed, days for a backfill.
 _AGE_BUCKETS = (60.0, 300.0, 900.0, 3600.0, 4 * 3600.0, 12 * 3600.0, 86400.0, 3 * 86400.0,
                 7 * 86400.0, 30 * 86400.0)
+# A feed or page over the network: tens of ms nearby, seconds far away, the timeout at worst.
+_FETCH_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 60.0)
 # Publish-to-alert crosses four topic hops: tens of ms at best, seconds under load.
 _E2E_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
 
@@ -109,6 +122,32 @@ class Metrics:
             "Partitions with messages waiting and none read, even after their fetch was "
             "restarted (/readyz is 503 while > 0).", registry=registry)
         self.build_info = Info("wirewatch_build", "wirewatch version.", registry=registry)
+        self.ingest_polls = Counter(
+            "wirewatch_ingest_polls_total",
+            "Source polls by outcome: changed (parsed), not_modified (304), failed, aborted "
+            "(its partition moved to another worker mid-poll).", ["outcome"], registry=registry)
+        self.ingest_items = Counter(
+            "wirewatch_ingest_items_total",
+            "New feed and sitemap items: published (with the page or the feed's full text), "
+            "summary_only (the feed's summary: page unavailable), dropped (nothing to publish), "
+            "page_retry (page failed for now; tried again next poll).", ["outcome"],
+            registry=registry)
+        self.ingest_fetch_errors = Counter(
+            "wirewatch_ingest_fetch_errors_total",
+            "Failed ingest fetches (after retries) and unusable documents, by what was fetched "
+            "(feed, page, robots) and why.", ["kind", "reason"], registry=registry)
+        self.ingest_fetch_seconds = Histogram(
+            "wirewatch_ingest_fetch_seconds",
+            "Time per ingest fetch, retries and redirects included, by what was fetched.",
+            ["kind"], buckets=_FETCH_BUCKETS, registry=registry)
+        self.ingest_sources = Gauge(
+            "wirewatch_ingest_sources",
+            "Sources this worker polls, by health: ok, backing_off (failing), failing (for "
+            "longer than WIREWATCH_INGEST_FAILING_AFTER_HOURS).", ["state"], registry=registry)
+        self.ingest_oldest_success_age = Gauge(
+            "wirewatch_ingest_oldest_success_age_seconds",
+            "Seconds since the least recently successful source of this worker last succeeded "
+            "(never succeeded: since its first poll); 0 with no sources.", registry=registry)
         self._precreate()
 
     def _precreate(self) -> None:
@@ -127,6 +166,16 @@ class Metrics:
             self.alerts.labels(kind)
         for outcome in WEBHOOK_OUTCOMES:
             self.webhook_deliveries.labels(outcome)
+        for outcome in INGEST_POLL_OUTCOMES:
+            self.ingest_polls.labels(outcome)
+        for outcome in INGEST_ITEM_OUTCOMES:
+            self.ingest_items.labels(outcome)
+        for kind in INGEST_FETCH_KINDS:
+            self.ingest_fetch_seconds.labels(kind)
+            for reason in INGEST_FETCH_REASONS:
+                self.ingest_fetch_errors.labels(kind, reason)
+        for state in INGEST_HEALTH:
+            self.ingest_sources.labels(state)
 
 
 REGISTRY = CollectorRegistry()

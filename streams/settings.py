@@ -36,6 +36,26 @@ would silently override code, so wirewatch never uses those names.
 | WIREWATCH_LOG_FORMAT | text | ``text`` or ``json`` |
 | WIREWATCH_KAFKA_VERSION | 3.9.1 | Apache Kafka version of the embedded broker |
 | WIREWATCH_CACHE_DIR | ~/.cache/wirewatch | embedded broker jars and data |
+| WIREWATCH_INGEST_SOURCES_FILE | (empty) | sources a worker publishes to news.sources at start |
+| WIREWATCH_INGEST_INTERVAL_SECONDS | 600 | default seconds between polls of a source |
+| WIREWATCH_INGEST_MIN_INTERVAL_SECONDS | 60 | the shortest ``interval=`` a sources file may ask |
+| WIREWATCH_INGEST_CONCURRENCY | 8 | sources one worker polls at once |
+| WIREWATCH_INGEST_HOST_CONCURRENCY | 2 | requests at once to one host |
+| WIREWATCH_INGEST_HOST_INTERVAL_SECONDS | 1 | least time between requests to a host (or its Crawl-delay) |
+| WIREWATCH_INGEST_TIMEOUT_SECONDS | 20 | per request, body included |
+| WIREWATCH_INGEST_ATTEMPTS | 3 | tries of a request on timeouts, connection errors, 5xx, 429 |
+| WIREWATCH_INGEST_MAX_REDIRECTS | 5 | redirects followed per request |
+| WIREWATCH_INGEST_MAX_FEED_BYTES | 10485760 | larger feeds and sitemaps are refused (reading stops) |
+| WIREWATCH_INGEST_MAX_PAGE_BYTES | 5242880 | likewise for article pages |
+| WIREWATCH_INGEST_ROBOTS_TTL_SECONDS | 3600 | how long a robots.txt is kept |
+| WIREWATCH_INGEST_MAX_BACKOFF_SECONDS | 21600 | longest wait between polls of a failing source |
+| WIREWATCH_INGEST_FAILING_AFTER_HOURS | 24 | a source failing this long is reported (metric, log, status) |
+| WIREWATCH_INGEST_MAX_SEEN | 10000 | item ids remembered per source (oldest forgotten first) |
+| WIREWATCH_INGEST_MAX_NEW_PER_POLL | 500 | new items published per source per poll (the rest next poll) |
+| WIREWATCH_INGEST_SITEMAP_MAX_AGE_HOURS | 48 | older sitemap items are skipped (``max_age=`` overrides) |
+| WIREWATCH_INGEST_FULL_CONTENT_CHARS | 2000 | feed content this long is the article: no page fetch |
+| WIREWATCH_INGEST_ALLOW | (empty) | hosts or CIDRs (comma list) ingest may fetch from though not public |
+| WIREWATCH_INGEST_CONTACT | (empty) | URL or e-mail in the User-Agent: ``wirewatch/<version> (+contact)`` |
 """
 
 from __future__ import annotations
@@ -87,6 +107,27 @@ class Settings:
     log_format: str = "text"
     kafka_version: str = "3.9.1"
     cache_dir: str = str(Path.home() / ".cache" / "wirewatch")
+    # Ingest (agents/ingest): feeds and sitemaps to news.raw.
+    ingest_sources_file: str = ""
+    ingest_interval_seconds: float = 600.0
+    ingest_min_interval_seconds: float = 60.0
+    ingest_concurrency: int = 8
+    ingest_host_concurrency: int = 2
+    ingest_host_interval_seconds: float = 1.0
+    ingest_timeout_seconds: float = 20.0
+    ingest_attempts: int = 3
+    ingest_max_redirects: int = 5
+    ingest_max_feed_bytes: int = 10_485_760
+    ingest_max_page_bytes: int = 5_242_880
+    ingest_robots_ttl_seconds: float = 3600.0
+    ingest_max_backoff_seconds: float = 21_600.0
+    ingest_failing_after_hours: float = 24.0
+    ingest_max_seen: int = 10_000
+    ingest_max_new_per_poll: int = 500
+    ingest_sitemap_max_age_hours: float = 48.0
+    ingest_full_content_chars: int = 2_000
+    ingest_allow: str = ""
+    ingest_contact: str = ""
 
     @property
     def group_id(self) -> str:

@@ -36,6 +36,9 @@ STAGES: tuple[Stage, ...] = (
     # Entity trends: counts the entities of news.tagged, publishes what stands out.
     Stage("trends", reads=("tagged",), writes=("trends", "alerts", "deliveries"),
           agent="agents.trends.agent", main_line=False),
+    # Before clean: polls the feeds and sitemaps of its partitions of news.sources.
+    Stage("ingest", reads=("sources",), writes=("raw", "ingest_state"),
+          agent="agents.ingest.agent", main_line=False),
 )
 
 STAGE_NAMES: tuple[str, ...] = tuple(s.name for s in STAGES)

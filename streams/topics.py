@@ -48,6 +48,11 @@ TOPICS: dict[str, TopicSpec] = {
     "trends": TopicSpec("news.trends", 4, {"retention.ms": str(WEEK_MS)}),
     "watches": TopicSpec("news.watches", 1, {"cleanup.policy": "compact"}),
     "deadletter": TopicSpec("news.deadletter", 1, {"retention.ms": str(4 * WEEK_MS)}),
+    # Ingest (agents/ingest): the feeds and sitemaps to follow, keyed by URL, and what each
+    # one's poller remembers (seen items, validators, health), in the same partition as its
+    # source. The group splits the sources by partition among the ingesting workers.
+    "sources": TopicSpec("news.sources", 4, {"cleanup.policy": "compact"}),
+    "ingest_state": TopicSpec("news.ingest-state", 4, {"cleanup.policy": "compact"}),
 }
 
 
