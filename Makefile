@@ -17,7 +17,7 @@ test: setup broker-jars prometheus-tools browser-tools
 setup: $(STAMP)
 
 # setup.py and the .pyx files: the compiled modules are rebuilt when they change
-$(STAMP): pyproject.toml setup.py agents/watch/kernel.pyx agents/clean/scan.pyx
+$(STAMP): pyproject.toml setup.py agents/watch/kernel.pyx agents/clean/scan.pyx agents/tag/ner/kernel.pyx
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
