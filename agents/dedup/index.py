@@ -42,6 +42,7 @@ evicts, so the caller decides how often to pay for it (it is O(1) when nothing i
 from __future__ import annotations
 
 import base64
+import dataclasses
 import heapq
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -157,11 +158,9 @@ def article_time(article: Article, now: float) -> float:
 
 
 def _summary(story: Story) -> StorySummary:
-    pace = story.velocity.counts()
+    # VelocityCounts' fields are StorySummary's pace fields, by name.
     return StorySummary(story.first_seen, story.last_seen, story.count, list(story.sources),
-                        first_received=pace.first_received, articles_15m=pace.articles_15m, sources_15m=pace.sources_15m,
-                        new_sources_15m=pace.new_sources_15m, articles_1h=pace.articles_1h,
-                        sources_1h=pace.sources_1h, new_sources_1h=pace.new_sources_1h)
+                        **dataclasses.asdict(story.velocity.counts()))
 
 
 class DedupIndex:

@@ -77,7 +77,7 @@ def test_spike_record_ids_are_per_watch_window_and_period() -> None:
     state = SpikeState()
     for hour in range(3):
         state.add(T0 + hour * HOUR, 1)
-    signal = [s for _ in range(9) for s in state.add(T0 + 3 * HOUR, 1)][0]
+    signal = next(s for _ in range(9) for s in state.add(T0 + 3 * HOUR, 1))
     one = spike_alert(signal, "w1", "Taiwan Strait", T0 + 3 * HOUR + 5, 0.0, None)
     two = spike_alert(signal, "w1", "Taiwan Strait", T0 + 3 * HOUR + 900, 0.0, None)
     assert one.alert_id == two.alert_id and one.kind == "spike" and one.priority == "urgent"

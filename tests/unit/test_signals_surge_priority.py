@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from agents.alert.agent import alert_on
-from agents.alert.core import AlertState, decide
+from agents.alert.core import decide
 from agents.alert.ratelimit import RateLimiter
 from agents.signals.priority import priority_of
 from agents.signals.surge import MIN_SOURCES, StreamPace, check_surge, story_baseline
