@@ -18,10 +18,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 from streams.errors import ConfigError
-from streams.settings import PREFIX, Settings
+from streams.settings import PREFIX, Settings, read_environ
 
 __all__ = ["BOARD_PREFIX", "BoardSettings", "load_board_settings"]
 
@@ -57,18 +57,7 @@ def load_board_settings(environ: Mapping[str, str] | None = None, **overrides: o
     """``BoardSettings`` from ``WIREWATCH_BOARD_*`` (``os.environ`` by default); keyword
     ``overrides`` that are not None win (the CLI's options)."""
     env = os.environ if environ is None else environ
-    defaults = BoardSettings()
-    values: dict[str, object] = {}
-    for f in fields(BoardSettings):
-        raw = env.get(BOARD_PREFIX + f.name.upper())
-        if raw is None or raw == "":
-            continue
-        kind = type(getattr(defaults, f.name))
-        try:
-            values[f.name] = kind(raw) if kind in (int, float) else raw
-        except ValueError:
-            raise ConfigError(f"{BOARD_PREFIX}{f.name.upper()}={raw!r} is not a valid "
-                              f"{kind.__name__}") from None
+    values = read_environ(BoardSettings, BOARD_PREFIX, env)
     values.update({k: v for k, v in overrides.items() if v is not None})
     board = BoardSettings(**values)  # type: ignore[arg-type]
     for name in ("max_alerts", "max_revisions", "max_articles", "max_clients"):

@@ -68,7 +68,8 @@ from typing import Any
 
 from streams.errors import ConfigError
 
-__all__ = ["PREFIX", "Settings", "faust_options", "load_settings", "worker_datadir"]
+__all__ = ["PREFIX", "Settings", "faust_options", "load_settings", "read_environ",
+           "worker_datadir"]
 
 PREFIX = "WIREWATCH_"
 
@@ -143,27 +144,34 @@ class Settings:
         return not self.broker_url
 
 
-def _convert(name: str, raw: str, kind: type) -> object:
+def _convert(variable: str, raw: str, kind: type) -> object:
     try:
         if kind is int:
             return int(raw)
         if kind is float:
             return float(raw)
     except ValueError:
-        raise ConfigError(f"{PREFIX}{name.upper()}={raw!r} is not a valid {kind.__name__}") from None
+        raise ConfigError(f"{variable}={raw!r} is not a valid {kind.__name__}") from None
     return raw
+
+
+def read_environ(cls: type, prefix: str, environ: Mapping[str, str]) -> dict[str, object]:
+    """The fields of the settings dataclass ``cls`` that ``environ`` sets (as
+    ``prefix + NAME``, empty meaning unset), converted to the type of each field's default."""
+    defaults = cls()
+    values: dict[str, object] = {}
+    for f in fields(cls):
+        variable = prefix + f.name.upper()
+        raw = environ.get(variable)
+        if raw is not None and raw != "":
+            values[f.name] = _convert(variable, raw, type(getattr(defaults, f.name)))
+    return values
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     """Build ``Settings`` from ``WIREWATCH_*`` variables (``os.environ`` by default)."""
     env = os.environ if environ is None else environ
-    values: dict[str, object] = {}
-    for f in fields(Settings):
-        raw = env.get(PREFIX + f.name.upper())
-        if raw is not None and raw != "":
-            kind = type(getattr(Settings(), f.name))
-            values[f.name] = _convert(f.name, raw, kind)
-    settings = Settings(**values)  # type: ignore[arg-type]
+    settings = Settings(**read_environ(Settings, PREFIX, env))  # type: ignore[arg-type]
     if settings.log_format not in ("text", "json"):
         raise ConfigError(f"{PREFIX}LOG_FORMAT must be text or json, not {settings.log_format!r}")
     if settings.max_message_bytes <= 0:
