@@ -131,8 +131,9 @@ def _latest_states(records: list[tuple[int, int, bytes | None, bytes | None]]
 
 
 async def load_partitions(bootstrap: str, sources_topic: str, state_topic: str,
-                          partitions: set[int]) -> Loaded:
-    """The sources and states of ``partitions``, read from the start of both topics."""
+                          partitions: set[int] | None) -> Loaded:
+    """The sources and states of ``partitions`` (None: all), read from the start of both
+    topics."""
     (source_records, ends), (state_records, _) = await asyncio.gather(
         _read_partitions(bootstrap, sources_topic, partitions),
         _read_partitions(bootstrap, state_topic, partitions))
@@ -145,13 +146,7 @@ async def load_partitions(bootstrap: str, sources_topic: str, state_topic: str,
 async def read_all_partitions(bootstrap: str, sources_topic: str, state_topic: str
                               ) -> Loaded:
     """Every source and its state (for ``--status`` and ``--once``)."""
-    (source_records, ends), (state_records, _) = await asyncio.gather(
-        _read_partitions(bootstrap, sources_topic, None),
-        _read_partitions(bootstrap, state_topic, None))
-    sources, bad = _latest_sources(source_records)
-    states = _latest_states(state_records)
-    return Loaded(sources=sources, bad=bad, next_offsets=ends,
-                  states={url: states[url] for url in sources if url in states})
+    return await load_partitions(bootstrap, sources_topic, state_topic, None)
 
 
 @dataclass(frozen=True, slots=True)
